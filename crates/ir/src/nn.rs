@@ -1,0 +1,186 @@
+//! Model helpers: dense layers, MLPs and the Curves autoencoder of the paper's section 10.
+
+use crate::{Builder, DType, Error, Expr, Model, OutputKind, ParamLayout, Result, Shape, Site};
+
+/// Activation of a layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// Logistic sigmoid.
+    Sigmoid,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Rectified linear.
+    Relu,
+    /// Identity.
+    Linear,
+    /// Softmax over the units (output layer only).
+    Softmax,
+}
+
+impl Activation {
+    /// Parses `sigmoid`, `tanh`, `relu`, `linear`, `softmax`.
+    pub fn from_name(name: &str) -> Option<Activation> {
+        match name {
+            "sigmoid" => Some(Activation::Sigmoid),
+            "tanh" => Some(Activation::Tanh),
+            "relu" => Some(Activation::Relu),
+            "linear" => Some(Activation::Linear),
+            "softmax" => Some(Activation::Softmax),
+            _ => None,
+        }
+    }
+
+    /// Applies the activation to a pre-activation `[B, n]`.
+    #[track_caller]
+    pub fn apply(self, r: &Expr) -> Expr {
+        match self {
+            Activation::Sigmoid => r.sigmoid(),
+            Activation::Tanh => r.tanh(),
+            Activation::Relu => r.relu(),
+            Activation::Linear => r.clone(),
+            Activation::Softmax => r.softmax(1),
+        }
+    }
+}
+
+/// A dense layer's pre-activation `x·W + b` with params `w{index}` `[fan_in, fan_out]` and
+/// `b{index}` `[fan_out]`, appended to `layout` in that order.
+#[track_caller]
+pub fn dense(
+    x: &Expr,
+    fan_in: usize,
+    fan_out: usize,
+    index: usize,
+    layout: &mut ParamLayout,
+) -> Expr {
+    let builder = x.builder();
+    let (w_name, b_name) = (format!("w{index}"), format!("b{index}"));
+    let w = builder.param(&w_name, Shape::fixed(&[fan_in, fan_out]));
+    let b = builder.param(&b_name, Shape::fixed(&[fan_out]));
+    layout.push(&w_name, vec![fan_in, fan_out]);
+    layout.push(&b_name, vec![fan_out]);
+    x.matmul(&w) + &b
+}
+
+/// An MLP with `layer_sizes.len() − 1` dense layers; `activations` has one entry per layer and
+/// the last one (sigmoid, softmax or linear) fixes the output kind and loss.
+#[track_caller]
+pub fn mlp(layer_sizes: &[usize], activations: &[Activation], dtype: DType) -> Result<Model> {
+    build(layer_sizes, activations, dtype, false)
+}
+
+/// An autoencoder with the given encoder sizes mirrored into a decoder: logistic units
+/// everywhere except the linear code layer, logistic output, cross-entropy against the input.
+#[track_caller]
+pub fn autoencoder(encoder_sizes: &[usize], dtype: DType) -> Result<Model> {
+    let mut sizes = encoder_sizes.to_vec();
+    sizes.extend(encoder_sizes.iter().rev().skip(1));
+    let layers = sizes.len().saturating_sub(1);
+    let code_layer = encoder_sizes.len().saturating_sub(2);
+    let activations: Vec<Activation> = (0..layers)
+        .map(|i| {
+            if i == code_layer {
+                Activation::Linear
+            } else {
+                Activation::Sigmoid
+            }
+        })
+        .collect();
+    build(&sizes, &activations, dtype, true)
+}
+
+/// The Curves autoencoder 784-400-200-100-50-25-6-25-50-100-200-400-784 in f32.
+#[track_caller]
+pub fn curves_autoencoder() -> Model {
+    autoencoder(&CURVES_ENCODER, DType::F32).expect("the Curves sizes are valid")
+}
+
+/// Encoder layer sizes of the Curves autoencoder.
+pub const CURVES_ENCODER: [usize; 7] = [784, 400, 200, 100, 50, 25, 6];
+
+#[track_caller]
+fn build(
+    sizes: &[usize],
+    activations: &[Activation],
+    dtype: DType,
+    autoencoder: bool,
+) -> Result<Model> {
+    let invalid = |message: String| Error::Type {
+        site: Site {
+            op: "mlp",
+            name: None,
+            location: None,
+        },
+        message,
+    };
+    if sizes.len() < 2 || activations.len() != sizes.len() - 1 {
+        return Err(invalid(format!(
+            "{} layer sizes need {} activations, got {}",
+            sizes.len(),
+            sizes.len().saturating_sub(1),
+            activations.len()
+        )));
+    }
+    let output_activation = activations[activations.len() - 1];
+    let kind = match output_activation {
+        Activation::Sigmoid => OutputKind::Sigmoid,
+        Activation::Softmax => OutputKind::Softmax,
+        Activation::Linear => OutputKind::Linear { beta: 1.0 },
+        other => {
+            return Err(invalid(format!(
+                "output activation {other:?} has no matching loss; use sigmoid, softmax or linear"
+            )));
+        }
+    };
+    if let Some(i) = activations[..activations.len() - 1]
+        .iter()
+        .position(|a| *a == Activation::Softmax)
+    {
+        return Err(invalid(format!(
+            "softmax is only supported on the output layer, found it on layer {}",
+            i + 1
+        )));
+    }
+    let builder = Builder::new(dtype);
+    let n_out = sizes[sizes.len() - 1];
+    let x = builder.input("x", Shape::batched(&[sizes[0]]));
+    let t = if autoencoder {
+        x.clone()
+    } else {
+        builder.input("t", Shape::batched(&[n_out]))
+    };
+    let mut layout = ParamLayout::default();
+    let mut h = x.clone();
+    let mut r = x.clone();
+    for (i, (pair, activation)) in sizes.windows(2).zip(activations).enumerate() {
+        r = dense(&h, pair[0], pair[1], i + 1, &mut layout);
+        h = activation.apply(&r).named(&format!("h{}", i + 1));
+    }
+    let loss = loss_expr(kind, &r, &h, &t).named("loss");
+    let graph = builder.finish(&[&loss])?;
+    Ok(Model {
+        graph,
+        input: x.id(),
+        targets: t.id(),
+        preactivation: r.id(),
+        output: h.id(),
+        loss: loss.id(),
+        kind,
+        layout,
+    })
+}
+
+/// The loss matching `kind`, summed over units and averaged over examples, written from the
+/// pre-activation `r` where that is the stable form.
+#[track_caller]
+pub fn loss_expr(kind: OutputKind, r: &Expr, y: &Expr, t: &Expr) -> Expr {
+    let per_example = match kind {
+        // ½β²Σ(y − t)²
+        OutputKind::Linear { beta } => (y - t).square().sum(&[1], false) * (0.5 * beta * beta),
+        // −t·log σ(r) − (1−t)·log(1−σ(r)) = softplus(r) − t·r
+        OutputKind::Sigmoid => (r.softplus() - t * r).sum(&[1], false),
+        // −Σ t·log softmax(r)
+        OutputKind::Softmax => -(t * &r.log_softmax(1)).sum(&[1], false),
+    };
+    per_example.mean(&[0], false)
+}

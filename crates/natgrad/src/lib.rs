@@ -1,0 +1,18 @@
+//! natgrad: natural-gradient training of deep networks with a symbolic graph compiler.
+//!
+//! This facade re-exports the IR and DSL ([`ir`]), the model helpers ([`nn`]) and, as
+//! later layers land, autodiff, the simplifier, the compiled backends and the optimizers.
+//! The `natgrad` binary (see `main.rs`) is the command-line front end.
+
+pub mod models;
+
+pub use natgrad_ir as ir;
+pub use natgrad_ir::nn;
+
+/// The names most programs need.
+pub mod prelude {
+    pub use natgrad_ir::nn::{self, Activation};
+    pub use natgrad_ir::{
+        Bindings, Builder, DType, Expr, Graph, Model, OutputKind, Shape, Tensor, eval,
+    };
+}
