@@ -20,8 +20,7 @@ use std::panic::Location;
 use std::rc::Rc;
 
 use crate::{
-    Binary, Compare, DType, Dim, Error, Graph, NodeId, Op, Provenance, Reduce, Result, Shape, Site,
-    Unary,
+    Binary, Compare, DType, Dim, Error, Graph, NodeId, Op, Provenance, Reduce, Result, Shape, Site, Unary,
 };
 
 struct State {
@@ -39,13 +38,7 @@ pub struct Builder {
 impl Builder {
     /// A builder whose inputs, params and constants default to `dtype`.
     pub fn new(dtype: DType) -> Builder {
-        Builder {
-            state: Rc::new(RefCell::new(State {
-                graph: Graph::new(),
-                dtype,
-                error: None,
-            })),
-        }
+        Builder { state: Rc::new(RefCell::new(State { graph: Graph::new(), dtype, error: None })) }
     }
 
     /// The default dtype.
@@ -56,22 +49,14 @@ impl Builder {
     /// A named input (data fed at run time); `shape` may use the batch dimension `B`.
     #[track_caller]
     pub fn input(&self, name: &str, shape: Shape) -> Expr {
-        let op = Op::Input {
-            name: name.to_string(),
-            dtype: self.dtype(),
-            shape,
-        };
+        let op = Op::Input { name: name.to_string(), dtype: self.dtype(), shape };
         self.leaf(op, None, Location::caller())
     }
 
     /// A named trainable parameter.
     #[track_caller]
     pub fn param(&self, name: &str, shape: Shape) -> Expr {
-        let op = Op::Param {
-            name: name.to_string(),
-            dtype: self.dtype(),
-            shape,
-        };
+        let op = Op::Param { name: name.to_string(), dtype: self.dtype(), shape };
         self.leaf(op, None, Location::caller())
     }
 
@@ -84,21 +69,12 @@ impl Builder {
     /// The run-time batch size as a scalar.
     #[track_caller]
     pub fn batch_size(&self) -> Expr {
-        self.leaf(
-            Op::BatchSize {
-                dtype: self.dtype(),
-            },
-            None,
-            Location::caller(),
-        )
+        self.leaf(Op::BatchSize { dtype: self.dtype() }, None, Location::caller())
     }
 
     /// Wraps an existing node of the graph being built.
     pub fn expr(&self, id: NodeId) -> Expr {
-        Expr {
-            builder: self.clone(),
-            id,
-        }
+        Expr { builder: self.clone(), id }
     }
 
     /// The first error recorded so far, if any.
@@ -113,19 +89,9 @@ impl Builder {
     /// error instead, if there was one.
     pub fn finish(&self, outputs: &[&Expr]) -> Result<Graph> {
         self.check()?;
-        if outputs
-            .iter()
-            .any(|e| !Rc::ptr_eq(&e.builder.state, &self.state))
-        {
-            let site = Site {
-                op: "return",
-                name: None,
-                location: None,
-            };
-            return Err(Error::Type {
-                site,
-                message: "an output comes from another builder".into(),
-            });
+        if outputs.iter().any(|e| !Rc::ptr_eq(&e.builder.state, &self.state)) {
+            let site = Site { op: "return", name: None, location: None };
+            return Err(Error::Type { site, message: "an output comes from another builder".into() });
         }
         let mut graph = self.state.borrow().graph.clone();
         graph.set_outputs(outputs.iter().map(|e| e.id).collect());
@@ -134,8 +100,7 @@ impl Builder {
 
     fn leaf(&self, op: Op, name: Option<&str>, location: &'static Location<'static>) -> Expr {
         let fallback = NodeId::from_index(0);
-        self.add(op, &[], name, location)
-            .unwrap_or_else(|| self.expr(fallback))
+        self.add(op, &[], name, location).unwrap_or_else(|| self.expr(fallback))
     }
 
     /// Adds a node unless an error was recorded before; records the error if adding fails.
@@ -150,15 +115,9 @@ impl Builder {
         if state.error.is_some() {
             return None;
         }
-        let provenance = Provenance {
-            name: name.map(str::to_string),
-            location: Some(location),
-        };
+        let provenance = Provenance { name: name.map(str::to_string), location: Some(location) };
         match state.graph.add_with(op, inputs, provenance) {
-            Ok(id) => Some(Expr {
-                builder: self.clone(),
-                id,
-            }),
+            Ok(id) => Some(Expr { builder: self.clone(), id }),
             Err(e) => {
                 state.error = Some(e);
                 None
@@ -192,11 +151,7 @@ impl Expr {
     /// Its shape (the empty shape once the builder holds an error).
     pub fn shape(&self) -> Shape {
         let state = self.builder.state.borrow();
-        if state.graph.contains(self.id) {
-            state.graph.shape(self.id).clone()
-        } else {
-            Shape::scalar()
-        }
+        if state.graph.contains(self.id) { state.graph.shape(self.id).clone() } else { Shape::scalar() }
     }
 
     /// Gives the node a user name (shown in the text form and in errors).
@@ -212,25 +167,18 @@ impl Expr {
     #[track_caller]
     fn apply(&self, op: Op, operands: &[&Expr]) -> Expr {
         let location = Location::caller();
-        if operands
-            .iter()
-            .any(|e| !Rc::ptr_eq(&e.builder.state, &self.builder.state))
-        {
+        if operands.iter().any(|e| !Rc::ptr_eq(&e.builder.state, &self.builder.state)) {
             let site = Site {
                 op: op.name(),
                 name: None,
                 location: Some(format!("{}:{}", location.file(), location.line())),
             };
-            self.builder.record(Error::Type {
-                site,
-                message: "operands come from different builders".into(),
-            });
+            self.builder
+                .record(Error::Type { site, message: "operands come from different builders".into() });
             return self.clone();
         }
         let ids: Vec<NodeId> = operands.iter().map(|e| e.id).collect();
-        self.builder
-            .add(op, &ids, None, location)
-            .unwrap_or_else(|| self.clone())
+        self.builder.add(op, &ids, None, location).unwrap_or_else(|| self.clone())
     }
 
     #[track_caller]
@@ -262,11 +210,7 @@ impl Expr {
     /// Broadcasts to `shape` (numpy rules); no node is added if the shape already matches.
     #[track_caller]
     pub fn broadcast_to(&self, shape: Shape) -> Expr {
-        if self.shape() == shape {
-            self.clone()
-        } else {
-            self.apply(Op::Broadcast { shape }, &[self])
-        }
+        if self.shape() == shape { self.clone() } else { self.apply(Op::Broadcast { shape }, &[self]) }
     }
 
     /// Same elements in a new shape.
@@ -278,12 +222,7 @@ impl Expr {
     /// Permutes axes: result axis `i` is axis `perm[i]`.
     #[track_caller]
     pub fn transpose(&self, perm: &[usize]) -> Expr {
-        self.apply(
-            Op::Transpose {
-                perm: perm.to_vec(),
-            },
-            &[self],
-        )
+        self.apply(Op::Transpose { perm: perm.to_vec() }, &[self])
     }
 
     /// Matrix product `self · other`.
@@ -295,13 +234,7 @@ impl Expr {
     /// Matrix product with either operand transposed (no copy is made).
     #[track_caller]
     pub fn matmul_t(&self, other: &Expr, transpose_a: bool, transpose_b: bool) -> Expr {
-        self.apply(
-            Op::MatMul {
-                transpose_a,
-                transpose_b,
-            },
-            &[self, other],
-        )
+        self.apply(Op::MatMul { transpose_a, transpose_b }, &[self, other])
     }
 
     /// Elementwise `self + other` (broadcasting).
@@ -444,14 +377,7 @@ impl Expr {
     fn reduce(&self, kind: Reduce, axes: &[usize], keep_dims: bool) -> Expr {
         let mut axes = axes.to_vec();
         axes.sort_unstable();
-        self.apply(
-            Op::Reduce {
-                kind,
-                axes,
-                keep_dims,
-            },
-            &[self],
-        )
+        self.apply(Op::Reduce { kind, axes, keep_dims }, &[self])
     }
 }
 
@@ -459,11 +385,7 @@ impl Expr {
 pub fn broadcast_shapes(a: &Shape, b: &Shape) -> Option<Shape> {
     let rank = a.rank().max(b.rank());
     let at = |s: &Shape, i: usize| {
-        if i + s.rank() < rank {
-            Dim::Fixed(1)
-        } else {
-            s.0[i + s.rank() - rank]
-        }
+        if i + s.rank() < rank { Dim::Fixed(1) } else { s.0[i + s.rank() - rank] }
     };
     (0..rank)
         .map(|i| match (at(a, i), at(b, i)) {

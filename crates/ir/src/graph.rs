@@ -83,56 +83,30 @@ impl Graph {
     #[track_caller]
     pub fn add(&mut self, op: Op, inputs: &[NodeId]) -> Result<NodeId> {
         let location = Location::caller();
-        self.add_with(
-            op,
-            inputs,
-            Provenance {
-                name: None,
-                location: Some(location),
-            },
-        )
+        self.add_with(op, inputs, Provenance { name: None, location: Some(location) })
     }
 
     /// Adds `op` applied to `inputs` with explicit provenance; returns the existing node if
     /// the same op on the same operands was added before.
-    pub fn add_with(
-        &mut self,
-        op: Op,
-        inputs: &[NodeId],
-        provenance: Provenance,
-    ) -> Result<NodeId> {
+    pub fn add_with(&mut self, op: Op, inputs: &[NodeId], provenance: Provenance) -> Result<NodeId> {
         let op_name = op.name();
         let site = || Site {
             op: op_name,
             name: provenance.name.clone(),
-            location: provenance
-                .location
-                .map(|l| format!("{}:{}", l.file(), l.line())),
+            location: provenance.location.map(|l| format!("{}:{}", l.file(), l.line())),
         };
         if inputs.len() != op.arity() {
-            return Err(Error::Arity {
-                site: site(),
-                expected: op.arity(),
-                got: inputs.len(),
-            });
+            return Err(Error::Arity { site: site(), expected: op.arity(), got: inputs.len() });
         }
         if let Some(bad) = inputs.iter().find(|id| !self.contains(**id)) {
-            return Err(Error::UnknownNode {
-                site: site(),
-                operand: bad.index(),
-                len: self.len(),
-            });
+            return Err(Error::UnknownNode { site: site(), operand: bad.index(), len: self.len() });
         }
-        if let Some(leaf) = leaf_name(&op) {
-            if leaf.is_empty() || leaf.contains(['"', '#', '\n']) || leaf.trim() != leaf {
-                let message = format!(
-                    "name {leaf:?} must be non-empty, without quotes, '#', newlines or outer spaces"
-                );
-                return Err(Error::Type {
-                    site: site(),
-                    message,
-                });
-            }
+        if let Some(leaf) = leaf_name(&op)
+            && (leaf.is_empty() || leaf.contains(['"', '#', '\n']) || leaf.trim() != leaf)
+        {
+            let message =
+                format!("name {leaf:?} must be non-empty, without quotes, '#', newlines or outer spaces");
+            return Err(Error::Type { site: site(), message });
         }
         let key = (op, inputs.to_vec());
         if let Some(&existing) = self.interned.get(&key) {
@@ -143,24 +117,13 @@ impl Graph {
         }
         let (op, inputs) = key;
         let operand_types: Vec<&TensorType> = inputs.iter().map(|&i| self.ty(i)).collect();
-        let ty = infer(&op, &operand_types).map_err(|message| Error::Type {
-            site: site(),
-            message,
-        })?;
-        if let Some(leaf) = leaf_name(&op) {
-            if let Some(&other) = self.leaves.get(leaf) {
-                let existing = format!(
-                    "{} : {} = {}",
-                    other,
-                    self.ty(other),
-                    self.node(other).op.name()
-                );
-                return Err(Error::DuplicateName {
-                    site: site(),
-                    name: leaf.to_string(),
-                    existing,
-                });
-            }
+        let ty = infer(&op, &operand_types).map_err(|message| Error::Type { site: site(), message })?;
+        if let Some(leaf) = leaf_name(&op)
+            && let Some(&other) = self.leaves.get(leaf)
+        {
+            let existing = format!("{} : {} = {}", other, self.ty(other), self.node(other).op.name());
+            let name = leaf.to_string();
+            return Err(Error::DuplicateName { site: site(), name, existing });
         }
         let leaf = leaf_name(&op).map(str::to_string);
         let node = Node {
@@ -172,8 +135,7 @@ impl Graph {
         };
         let id = NodeId(self.dag.add_node(node).index() as u32);
         for (position, input) in inputs.iter().enumerate() {
-            self.dag
-                .add_edge(input.petgraph(), id.petgraph(), position as u32);
+            self.dag.add_edge(input.petgraph(), id.petgraph(), position as u32);
         }
         if let Some(leaf) = leaf {
             self.leaves.insert(leaf, id);
@@ -266,16 +228,12 @@ impl Graph {
 
     /// Input nodes in topological order.
     pub fn input_nodes(&self) -> Vec<NodeId> {
-        self.node_ids()
-            .filter(|&id| matches!(self.op(id), Op::Input { .. }))
-            .collect()
+        self.node_ids().filter(|&id| matches!(self.op(id), Op::Input { .. })).collect()
     }
 
     /// Param nodes in topological order.
     pub fn param_nodes(&self) -> Vec<NodeId> {
-        self.node_ids()
-            .filter(|&id| matches!(self.op(id), Op::Param { .. }))
-            .collect()
+        self.node_ids().filter(|&id| matches!(self.op(id), Op::Param { .. })).collect()
     }
 
     /// The error site of a node: op, user name and location.
@@ -307,29 +265,16 @@ impl Graph {
                 });
             }
             let types: Vec<&TensorType> = node.inputs.iter().map(|&i| self.ty(i)).collect();
-            let ty = infer(&node.op, &types).map_err(|message| Error::Type {
-                site: self.site(id),
-                message,
-            })?;
+            let ty =
+                infer(&node.op, &types).map_err(|message| Error::Type { site: self.site(id), message })?;
             if ty != node.ty {
                 let message = format!("recorded type {} differs from inferred {ty}", node.ty);
-                return Err(Error::Type {
-                    site: self.site(id),
-                    message,
-                });
+                return Err(Error::Type { site: self.site(id), message });
             }
         }
         if let Some(bad) = self.outputs.iter().find(|o| !self.contains(**o)) {
-            let site = Site {
-                op: "return",
-                name: None,
-                location: None,
-            };
-            return Err(Error::UnknownNode {
-                site,
-                operand: bad.index(),
-                len: self.len(),
-            });
+            let site = Site { op: "return", name: None, location: None };
+            return Err(Error::UnknownNode { site, operand: bad.index(), len: self.len() });
         }
         Ok(())
     }
@@ -346,10 +291,7 @@ impl Graph {
             },
             |_, position| *position,
         );
-        format!(
-            "{}",
-            petgraph::dot::Dot::with_config(&labelled, &[petgraph::dot::Config::EdgeNoLabel])
-        )
+        format!("{}", petgraph::dot::Dot::with_config(&labelled, &[petgraph::dot::Config::EdgeNoLabel]))
     }
 }
 

@@ -15,10 +15,7 @@ pub struct Bindings<T> {
 
 impl<T: Scalar> Default for Bindings<T> {
     fn default() -> Self {
-        Bindings {
-            values: HashMap::new(),
-            batch: None,
-        }
+        Bindings { values: HashMap::new(), batch: None }
     }
 }
 
@@ -72,18 +69,12 @@ pub fn eval_nodes<T: Scalar>(
     let batch = batch_size(graph, bindings, &needed)?;
     let mut values: Vec<Option<Tensor<T>>> = vec![None; graph.len()];
     for id in graph.node_ids().filter(|id| needed[id.index()]) {
-        let operands: Vec<&Tensor<T>> = graph
-            .inputs(id)
-            .iter()
-            .map(|i| values[i.index()].as_ref().expect("topological order"))
-            .collect();
+        let operands: Vec<&Tensor<T>> =
+            graph.inputs(id).iter().map(|i| values[i.index()].as_ref().expect("topological order")).collect();
         let value = eval_node(graph, id, &operands, bindings, batch)?;
         values[id.index()] = Some(value);
     }
-    Ok(wanted
-        .iter()
-        .map(|id| values[id.index()].clone().expect("computed above"))
-        .collect())
+    Ok(wanted.iter().map(|id| values[id.index()].clone().expect("computed above")).collect())
 }
 
 fn reachable(graph: &Graph, wanted: &[NodeId]) -> Vec<bool> {
@@ -107,16 +98,21 @@ fn batch_size<T: Scalar>(graph: &Graph, bindings: &Bindings<T>, needed: &[bool])
         return Ok(batch);
     }
     for id in graph.node_ids().filter(|id| needed[id.index()]) {
-        if let Op::Input { name, shape, .. } = graph.op(id) {
-            if let (Some(axis), Some(value)) = (
-                shape.0.iter().position(|d| *d == Dim::Batch),
-                bindings.get(name),
-            ) {
-                if let Some(&batch) = value.shape().get(axis) {
-                    return Ok(batch);
-                }
-            }
+        if let Op::Input { name, shape, .. } = graph.op(id)
+            && let Some(axis) = shape.0.iter().position(|d| *d == Dim::Batch)
+            && let Some(&batch) = bindings.get(name).and_then(|v| v.shape().get(axis))
+        {
+            return Ok(batch);
         }
+    }
+    let uses_batch = graph.node_ids().any(|id| {
+        needed[id.index()] && (graph.shape(id).has_batch() || matches!(graph.op(id), Op::BatchSize { .. }))
+    });
+    if uses_batch {
+        return Err(Error::Binding {
+            message: "the batch size B is unknown: bind an input that uses B, or call Bindings::with_batch"
+                .into(),
+        });
     }
     Ok(1)
 }
@@ -130,15 +126,12 @@ fn bound<'a, T: Scalar>(
     batch: usize,
 ) -> Result<&'a Tensor<T>> {
     let ty = graph.ty(id);
-    let value = bindings.get(name).ok_or_else(|| Error::Binding {
-        message: format!("missing value for {kind} '{name}' ({ty})"),
-    })?;
+    let value = bindings
+        .get(name)
+        .ok_or_else(|| Error::Binding { message: format!("missing value for {kind} '{name}' ({ty})") })?;
     if value.shape() != ty.shape.resolve(batch) {
         return Err(Error::Binding {
-            message: format!(
-                "{kind} '{name}' expects {ty} (B = {batch}), got shape {:?}",
-                value.shape()
-            ),
+            message: format!("{kind} '{name}' expects {ty} (B = {batch}), got shape {:?}", value.shape()),
         });
     }
     Ok(value)
@@ -159,25 +152,18 @@ fn eval_node<T: Scalar>(
         Op::BatchSize { .. } => Tensor::scalar(T::from_f64(batch as f64)),
         Op::Unary(u) => map(operands[0], |x| unary(*u, x)),
         Op::Binary(b) => zip(operands[0], operands[1], |x, y| binary(*b, x, y)),
-        Op::Compare(c) => zip(operands[0], operands[1], |x, y| {
-            if c.holds(x, y) { T::one() } else { T::zero() }
-        }),
+        Op::Compare(c) => {
+            zip(operands[0], operands[1], |x, y| if c.holds(x, y) { T::one() } else { T::zero() })
+        }
         Op::Select => {
             let (c, a, b) = (operands[0], operands[1], operands[2]);
-            Tensor::from_fn(out_shape, |i| {
-                if c.data()[i] != T::zero() {
-                    a.data()[i]
-                } else {
-                    b.data()[i]
-                }
-            })
+            Tensor::from_fn(out_shape, |i| if c.data()[i] != T::zero() { a.data()[i] } else { b.data()[i] })
         }
         Op::Softmax { axis } => softmax(operands[0], *axis, false),
         Op::LogSoftmax { axis } => softmax(operands[0], *axis, true),
-        Op::MatMul {
-            transpose_a,
-            transpose_b,
-        } => matmul(operands[0], operands[1], *transpose_a, *transpose_b),
+        Op::MatMul { transpose_a, transpose_b } => {
+            matmul(operands[0], operands[1], *transpose_a, *transpose_b)
+        }
         Op::Broadcast { .. } => broadcast(operands[0], out_shape),
         Op::Reshape { .. } => Tensor::new(out_shape, operands[0].data().to_vec())?,
         Op::Transpose { perm } => transpose(operands[0], perm),
@@ -257,19 +243,11 @@ fn softmax<T: Scalar>(a: &Tensor<T>, axis: usize, log: bool) -> Tensor<T> {
     for o in 0..outer {
         for i in 0..inner {
             let at = |j: usize| (o * n + j) * inner + i;
-            let max = (0..n)
-                .map(|j| a.data()[at(j)])
-                .fold(T::neg_infinity(), T::max);
-            let total = (0..n)
-                .map(|j| (a.data()[at(j)] - max).exp())
-                .fold(T::zero(), |s, v| s + v);
+            let max = (0..n).map(|j| a.data()[at(j)]).fold(T::neg_infinity(), T::max);
+            let total = (0..n).map(|j| (a.data()[at(j)] - max).exp()).fold(T::zero(), |s, v| s + v);
             for j in 0..n {
                 let shifted = a.data()[at(j)] - max;
-                out.data_mut()[at(j)] = if log {
-                    shifted - total.ln()
-                } else {
-                    shifted.exp() / total
-                };
+                out.data_mut()[at(j)] = if log { shifted - total.ln() } else { shifted.exp() / total };
             }
         }
     }
@@ -282,18 +260,10 @@ fn matmul<T: Scalar>(a: &Tensor<T>, b: &Tensor<T>, ta: bool, tb: bool) -> Tensor
     let (m, k) = if ta { (ac, ar) } else { (ar, ac) };
     let n = if tb { br } else { bc };
     let a_at = |i: usize, p: usize| {
-        if ta {
-            a.data()[p * ac + i]
-        } else {
-            a.data()[i * ac + p]
-        }
+        if ta { a.data()[p * ac + i] } else { a.data()[i * ac + p] }
     };
     let b_at = |p: usize, j: usize| {
-        if tb {
-            b.data()[j * bc + p]
-        } else {
-            b.data()[p * bc + j]
-        }
+        if tb { b.data()[j * bc + p] } else { b.data()[p * bc + j] }
     };
     let mut out = Tensor::zeros(vec![m, n]);
     for i in 0..m {
@@ -331,24 +301,16 @@ fn transpose<T: Scalar>(a: &Tensor<T>, perm: &[usize]) -> Tensor<T> {
     let in_strides = strides(a.shape());
     let out_strides = strides(&out_shape);
     Tensor::from_fn(out_shape.clone(), |flat| {
-        let source: usize = (0..perm.len())
-            .map(|i| ((flat / out_strides[i]) % out_shape[i]) * in_strides[perm[i]])
-            .sum();
+        let source: usize =
+            (0..perm.len()).map(|i| ((flat / out_strides[i]) % out_shape[i]) * in_strides[perm[i]]).sum();
         a.data()[source]
     })
 }
 
-fn reduce<T: Scalar>(
-    a: &Tensor<T>,
-    kind: Reduce,
-    axes: &[usize],
-    out_shape: Vec<usize>,
-) -> Tensor<T> {
+fn reduce<T: Scalar>(a: &Tensor<T>, kind: Reduce, axes: &[usize], out_shape: Vec<usize>) -> Tensor<T> {
     let in_strides = strides(a.shape());
     // Destination strides per input axis: 0 along reduced axes.
-    let kept: Vec<usize> = (0..a.shape().len())
-        .filter(|ax| !axes.contains(ax))
-        .collect();
+    let kept: Vec<usize> = (0..a.shape().len()).filter(|ax| !axes.contains(ax)).collect();
     let kept_shape: Vec<usize> = kept.iter().map(|&ax| a.shape()[ax]).collect();
     let kept_strides = strides(&kept_shape);
     let mut dest_stride = vec![0; a.shape().len()];
@@ -361,9 +323,8 @@ fn reduce<T: Scalar>(
     };
     let mut out = Tensor::from_fn(out_shape, |_| init);
     for (flat, &value) in a.data().iter().enumerate() {
-        let dest: usize = (0..a.shape().len())
-            .map(|ax| ((flat / in_strides[ax]) % a.shape()[ax]) * dest_stride[ax])
-            .sum();
+        let dest: usize =
+            (0..a.shape().len()).map(|ax| ((flat / in_strides[ax]) % a.shape()[ax]) * dest_stride[ax]).sum();
         let slot = &mut out.data_mut()[dest];
         *slot = match kind {
             Reduce::Sum | Reduce::Mean => *slot + value,

@@ -51,11 +51,7 @@ impl ParamLayout {
     /// Appends a parameter at the end of the flat vector.
     pub fn push(&mut self, name: &str, shape: Vec<usize>) {
         let offset = self.len();
-        self.slots.push(ParamSlot {
-            name: name.to_string(),
-            shape,
-            offset,
-        });
+        self.slots.push(ParamSlot { name: name.to_string(), shape, offset });
     }
 
     /// The slots in flat order.
@@ -121,11 +117,7 @@ pub struct Model {
 impl Model {
     /// The param nodes in flat-vector order.
     pub fn param_nodes(&self) -> Vec<NodeId> {
-        self.layout
-            .slots()
-            .iter()
-            .filter_map(|s| self.graph.leaf(&s.name))
-            .collect()
+        self.layout.slots().iter().filter_map(|s| self.graph.leaf(&s.name)).collect()
     }
 
     /// The name of the data input.

@@ -46,13 +46,7 @@ impl Activation {
 /// A dense layer's pre-activation `x·W + b` with params `w{index}` `[fan_in, fan_out]` and
 /// `b{index}` `[fan_out]`, appended to `layout` in that order.
 #[track_caller]
-pub fn dense(
-    x: &Expr,
-    fan_in: usize,
-    fan_out: usize,
-    index: usize,
-    layout: &mut ParamLayout,
-) -> Expr {
+pub fn dense(x: &Expr, fan_in: usize, fan_out: usize, index: usize, layout: &mut ParamLayout) -> Expr {
     let builder = x.builder();
     let (w_name, b_name) = (format!("w{index}"), format!("b{index}"));
     let w = builder.param(&w_name, Shape::fixed(&[fan_in, fan_out]));
@@ -77,15 +71,8 @@ pub fn autoencoder(encoder_sizes: &[usize], dtype: DType) -> Result<Model> {
     sizes.extend(encoder_sizes.iter().rev().skip(1));
     let layers = sizes.len().saturating_sub(1);
     let code_layer = encoder_sizes.len().saturating_sub(2);
-    let activations: Vec<Activation> = (0..layers)
-        .map(|i| {
-            if i == code_layer {
-                Activation::Linear
-            } else {
-                Activation::Sigmoid
-            }
-        })
-        .collect();
+    let activations: Vec<Activation> =
+        (0..layers).map(|i| if i == code_layer { Activation::Linear } else { Activation::Sigmoid }).collect();
     build(&sizes, &activations, dtype, true)
 }
 
@@ -99,20 +86,9 @@ pub fn curves_autoencoder() -> Model {
 pub const CURVES_ENCODER: [usize; 7] = [784, 400, 200, 100, 50, 25, 6];
 
 #[track_caller]
-fn build(
-    sizes: &[usize],
-    activations: &[Activation],
-    dtype: DType,
-    autoencoder: bool,
-) -> Result<Model> {
-    let invalid = |message: String| Error::Type {
-        site: Site {
-            op: "mlp",
-            name: None,
-            location: None,
-        },
-        message,
-    };
+fn build(sizes: &[usize], activations: &[Activation], dtype: DType, autoencoder: bool) -> Result<Model> {
+    let invalid =
+        |message: String| Error::Type { site: Site { op: "mlp", name: None, location: None }, message };
     if sizes.len() < 2 || activations.len() != sizes.len() - 1 {
         return Err(invalid(format!(
             "{} layer sizes need {} activations, got {}",
@@ -132,10 +108,7 @@ fn build(
             )));
         }
     };
-    if let Some(i) = activations[..activations.len() - 1]
-        .iter()
-        .position(|a| *a == Activation::Softmax)
-    {
+    if let Some(i) = activations[..activations.len() - 1].iter().position(|a| *a == Activation::Softmax) {
         return Err(invalid(format!(
             "softmax is only supported on the output layer, found it on layer {}",
             i + 1
@@ -144,11 +117,7 @@ fn build(
     let builder = Builder::new(dtype);
     let n_out = sizes[sizes.len() - 1];
     let x = builder.input("x", Shape::batched(&[sizes[0]]));
-    let t = if autoencoder {
-        x.clone()
-    } else {
-        builder.input("t", Shape::batched(&[n_out]))
-    };
+    let t = if autoencoder { x.clone() } else { builder.input("t", Shape::batched(&[n_out])) };
     let mut layout = ParamLayout::default();
     let mut h = x.clone();
     let mut r = x.clone();

@@ -13,11 +13,7 @@ pub struct F64Bits(u64);
 impl F64Bits {
     /// Stores `value`; every NaN is stored as the one canonical NaN.
     pub fn new(value: f64) -> F64Bits {
-        if value.is_nan() {
-            F64Bits(f64::NAN.to_bits())
-        } else {
-            F64Bits(value.to_bits())
-        }
+        if value.is_nan() { F64Bits(f64::NAN.to_bits()) } else { F64Bits(value.to_bits()) }
     }
 
     /// The stored value.
@@ -104,13 +100,7 @@ pub enum Binary {
 
 impl Binary {
     /// Every binary op.
-    pub const ALL: [Binary; 5] = [
-        Binary::Add,
-        Binary::Sub,
-        Binary::Mul,
-        Binary::Div,
-        Binary::Maximum,
-    ];
+    pub const ALL: [Binary; 5] = [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div, Binary::Maximum];
 
     /// Printer name.
     pub fn name(self) -> &'static str {
@@ -151,14 +141,8 @@ pub enum Compare {
 
 impl Compare {
     /// Every comparison.
-    pub const ALL: [Compare; 6] = [
-        Compare::Lt,
-        Compare::Le,
-        Compare::Gt,
-        Compare::Ge,
-        Compare::Eq,
-        Compare::Ne,
-    ];
+    pub const ALL: [Compare; 6] =
+        [Compare::Lt, Compare::Le, Compare::Gt, Compare::Ge, Compare::Eq, Compare::Ne];
 
     /// Printer name.
     pub fn name(self) -> &'static str {
@@ -355,11 +339,7 @@ impl Op {
 
     /// A scalar constant.
     pub fn scalar(dtype: DType, value: f64) -> Op {
-        Op::Constant {
-            dtype,
-            shape: Shape::scalar(),
-            values: vec![F64Bits::new(dtype.round(value))],
-        }
+        Op::Constant { dtype, shape: Shape::scalar(), values: vec![F64Bits::new(dtype.round(value))] }
     }
 
     /// The value of a scalar constant, or of a constant whose elements are all equal.

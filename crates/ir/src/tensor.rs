@@ -43,10 +43,7 @@ impl<T: Scalar> Tensor<T> {
         let expected: usize = shape.iter().product();
         if expected != data.len() {
             return Err(Error::Binding {
-                message: format!(
-                    "tensor of shape {shape:?} needs {expected} values, got {}",
-                    data.len()
-                ),
+                message: format!("tensor of shape {shape:?} needs {expected} values, got {}", data.len()),
             });
         }
         Ok(Tensor { shape, data })
@@ -55,27 +52,18 @@ impl<T: Scalar> Tensor<T> {
     /// A tensor of zeros.
     pub fn zeros(shape: Vec<usize>) -> Tensor<T> {
         let len = shape.iter().product();
-        Tensor {
-            shape,
-            data: vec![T::zero(); len],
-        }
+        Tensor { shape, data: vec![T::zero(); len] }
     }
 
     /// A rank-0 tensor.
     pub fn scalar(value: T) -> Tensor<T> {
-        Tensor {
-            shape: Vec::new(),
-            data: vec![value],
-        }
+        Tensor { shape: Vec::new(), data: vec![value] }
     }
 
     /// A tensor whose elements are `f(row-major index)`.
     pub fn from_fn(shape: Vec<usize>, f: impl FnMut(usize) -> T) -> Tensor<T> {
         let len = shape.iter().product();
-        Tensor {
-            shape,
-            data: (0..len).map(f).collect(),
-        }
+        Tensor { shape, data: (0..len).map(f).collect() }
     }
 
     /// The concrete shape.

@@ -12,7 +12,5 @@ pub use natgrad_ir::nn;
 /// The names most programs need.
 pub mod prelude {
     pub use natgrad_ir::nn::{self, Activation};
-    pub use natgrad_ir::{
-        Bindings, Builder, DType, Expr, Graph, Model, OutputKind, Shape, Tensor, eval,
-    };
+    pub use natgrad_ir::{Bindings, Builder, DType, Expr, Graph, Model, OutputKind, Shape, Tensor, eval};
 }

@@ -7,11 +7,7 @@ use natgrad::models::model_from_spec;
 use natgrad::prelude::DType;
 
 #[derive(Parser)]
-#[command(
-    name = "natgrad",
-    version,
-    about = "Natural-gradient training with a symbolic graph compiler"
-)]
+#[command(name = "natgrad", version, about = "Natural-gradient training with a symbolic graph compiler")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -30,29 +30,21 @@ pub fn model_from_spec(spec: &str, dtype: DType) -> Result<Model, ModelSpecError
     if spec == "curves" {
         return Ok(nn::autoencoder(&nn::CURVES_ENCODER, dtype)?);
     }
-    let malformed = |reason: &str| ModelSpecError::Malformed {
-        spec: spec.to_string(),
-        reason: reason.to_string(),
-    };
+    let malformed =
+        |reason: &str| ModelSpecError::Malformed { spec: spec.to_string(), reason: reason.to_string() };
     let Some(rest) = spec.strip_prefix("mlp:") else {
         return Err(ModelSpecError::Unknown(spec.to_string()));
     };
-    let (sizes, activations) = rest
-        .split_once(':')
-        .ok_or_else(|| malformed("expected `mlp:SIZES:ACTIVATIONS`"))?;
+    let (sizes, activations) =
+        rest.split_once(':').ok_or_else(|| malformed("expected `mlp:SIZES:ACTIVATIONS`"))?;
     let sizes: Vec<usize> = sizes
         .split(',')
-        .map(|s| {
-            s.trim()
-                .parse::<usize>()
-                .map_err(|_| malformed(&format!("`{s}` is not a layer size")))
-        })
+        .map(|s| s.trim().parse::<usize>().map_err(|_| malformed(&format!("`{s}` is not a layer size"))))
         .collect::<Result<_, _>>()?;
     let activations: Vec<Activation> = activations
         .split(',')
         .map(|a| {
-            Activation::from_name(a.trim())
-                .ok_or_else(|| malformed(&format!("unknown activation `{a}`")))
+            Activation::from_name(a.trim()).ok_or_else(|| malformed(&format!("unknown activation `{a}`")))
         })
         .collect::<Result<_, _>>()?;
     Ok(nn::mlp(&sizes, &activations, dtype)?)

@@ -28,11 +28,7 @@ pub fn print(graph: &Graph) -> String {
 fn op_text(op: &Op) -> String {
     match op {
         Op::Input { name, .. } | Op::Param { name, .. } => format!("{} \"{name}\"", op.name()),
-        Op::Constant {
-            dtype,
-            shape,
-            values,
-        } => {
+        Op::Constant { dtype, shape, values } => {
             let shown: Vec<String> = values.iter().map(|v| float_text(*dtype, v.get())).collect();
             if shape.rank() == 0 {
                 format!("const {}", shown.join(""))
@@ -42,26 +38,17 @@ fn op_text(op: &Op) -> String {
         }
         Op::Unary(Unary::Pow(p)) => format!("pow[{}]", float_text(DType::F64, p.get())),
         Op::Softmax { axis } | Op::LogSoftmax { axis } => format!("{}[axis={axis}]", op.name()),
-        Op::MatMul {
-            transpose_a,
-            transpose_b,
-        } => match (transpose_a, transpose_b) {
+        Op::MatMul { transpose_a, transpose_b } => match (transpose_a, transpose_b) {
             (false, false) => "matmul".to_string(),
             (true, false) => "matmul[ta]".to_string(),
             (false, true) => "matmul[tb]".to_string(),
             (true, true) => "matmul[ta,tb]".to_string(),
         },
         Op::Transpose { perm } => format!("transpose[{}]", join(perm)),
-        Op::Reduce {
-            axes, keep_dims, ..
-        } => {
+        Op::Reduce { axes, keep_dims, .. } => {
             let mut attrs = join(axes);
             if *keep_dims {
-                attrs.push_str(if axes.is_empty() {
-                    "keepdims"
-                } else {
-                    ",keepdims"
-                });
+                attrs.push_str(if axes.is_empty() { "keepdims" } else { ",keepdims" });
             }
             format!("{}[{attrs}]", op.name())
         }
@@ -76,11 +63,7 @@ fn op_text(op: &Op) -> String {
 }
 
 fn join(items: &[usize]) -> String {
-    items
-        .iter()
-        .map(|i| i.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
+    items.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",")
 }
 
 /// Shortest text that parses back to the same value at the dtype's precision.
