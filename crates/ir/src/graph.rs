@@ -239,9 +239,10 @@ impl Graph {
     /// The error site of a node: op, user name and location.
     pub fn site(&self, id: NodeId) -> Site {
         let node = self.node(id);
+        let leaf = leaf_name(&node.op).map(str::to_string);
         Site {
             op: node.op.name(),
-            name: node.name.clone(),
+            name: node.name.clone().or(leaf),
             location: node.location.map(|l| format!("{}:{}", l.file(), l.line())),
         }
     }
@@ -277,6 +278,39 @@ impl Graph {
             return Err(Error::UnknownNode { site, operand: bad.index(), len: self.len() });
         }
         Ok(())
+    }
+
+    /// A new graph holding only the ancestors of `roots` (in the same relative order), with
+    /// every leaf op passed through `map_leaf` (e.g. to rename an input). Returns the graph,
+    /// whose outputs are the copied roots, and the old-to-new id map.
+    pub fn extract(
+        &self,
+        roots: &[NodeId],
+        map_leaf: impl Fn(&Op) -> Op,
+    ) -> Result<(Graph, Vec<Option<NodeId>>)> {
+        let mut needed = vec![false; self.len()];
+        for root in roots {
+            needed[root.index()] = true;
+        }
+        for id in self.node_ids().rev() {
+            if needed[id.index()] {
+                for input in self.inputs(id) {
+                    needed[input.index()] = true;
+                }
+            }
+        }
+        let mut out = Graph::new();
+        let mut map: Vec<Option<NodeId>> = vec![None; self.len()];
+        for id in self.node_ids().filter(|id| needed[id.index()]) {
+            let node = self.node(id);
+            let op = if node.op.arity() == 0 { map_leaf(&node.op) } else { node.op.clone() };
+            let inputs: Vec<NodeId> =
+                node.inputs.iter().map(|i| map[i.index()].expect("ancestor copied")).collect();
+            let provenance = Provenance { name: node.name.clone(), location: node.location };
+            map[id.index()] = Some(out.add_with(op, &inputs, provenance)?);
+        }
+        out.set_outputs(roots.iter().map(|r| map[r.index()].expect("root copied")).collect());
+        Ok((out, map))
     }
 
     /// Graphviz DOT text (petgraph's exporter), one box per node labelled like the text form.

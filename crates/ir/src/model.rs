@@ -108,6 +108,8 @@ pub struct Model {
     pub output: NodeId,
     /// The loss: summed over output units, averaged over examples.
     pub loss: NodeId,
+    /// The loss of each example, shape `[B]` (`loss` is its mean).
+    pub per_example_loss: NodeId,
     /// Output non-linearity and matching loss.
     pub kind: OutputKind,
     /// The parameter order of the flat vector θ.

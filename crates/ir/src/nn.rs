@@ -125,7 +125,8 @@ fn build(sizes: &[usize], activations: &[Activation], dtype: DType, autoencoder:
         r = dense(&h, pair[0], pair[1], i + 1, &mut layout);
         h = activation.apply(&r).named(&format!("h{}", i + 1));
     }
-    let loss = loss_expr(kind, &r, &h, &t).named("loss");
+    let per_example = per_example_loss(kind, &r, &h, &t).named("per_example_loss");
+    let loss = per_example.mean(&[0], false).named("loss");
     let graph = builder.finish(&[&loss])?;
     Ok(Model {
         graph,
@@ -134,22 +135,22 @@ fn build(sizes: &[usize], activations: &[Activation], dtype: DType, autoencoder:
         preactivation: r.id(),
         output: h.id(),
         loss: loss.id(),
+        per_example_loss: per_example.id(),
         kind,
         layout,
     })
 }
 
-/// The loss matching `kind`, summed over units and averaged over examples, written from the
+/// The loss of each example (shape `[B]`) matching `kind`, summed over units, written from the
 /// pre-activation `r` where that is the stable form.
 #[track_caller]
-pub fn loss_expr(kind: OutputKind, r: &Expr, y: &Expr, t: &Expr) -> Expr {
-    let per_example = match kind {
+pub fn per_example_loss(kind: OutputKind, r: &Expr, y: &Expr, t: &Expr) -> Expr {
+    match kind {
         // ½β²Σ(y − t)²
         OutputKind::Linear { beta } => (y - t).square().sum(&[1], false) * (0.5 * beta * beta),
         // −t·log σ(r) − (1−t)·log(1−σ(r)) = softplus(r) − t·r
         OutputKind::Sigmoid => (r.softplus() - t * r).sum(&[1], false),
         // −Σ t·log softmax(r)
         OutputKind::Softmax => -(t * &r.log_softmax(1)).sum(&[1], false),
-    };
-    per_example.mean(&[0], false)
+    }
 }
