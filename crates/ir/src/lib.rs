@@ -20,6 +20,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cost;
 pub mod dtype;
 pub mod error;
 pub mod expr;

@@ -6,11 +6,16 @@
 
 pub mod models;
 
+pub use natgrad_autodiff as autodiff;
 pub use natgrad_ir as ir;
 pub use natgrad_ir::nn;
+pub use natgrad_rewrite as rewrite;
 
 /// The names most programs need.
 pub mod prelude {
+    pub use natgrad_autodiff::{
+        empirical_fisher_product, fisher_product, gauss_newton_product, grad, gradient, lop, rop,
+    };
     pub use natgrad_ir::nn::{self, Activation};
     pub use natgrad_ir::{Bindings, Builder, DType, Expr, Graph, Model, OutputKind, Shape, Tensor, eval};
 }
