@@ -9,6 +9,7 @@
 //! | module | concern |
 //! |---|---|
 //! | [`dtype`], [`shape`] | element types; shapes with the symbolic batch dimension `B` |
+//! | [`cost`] | FLOP estimates of a graph at a batch size |
 //! | [`op`] | the one `Op` enum and its tables: arity, printer name, elementwise-ness |
 //! | [`infer`] | the shape/dtype rule of every op (one exhaustive `match`) |
 //! | [`graph`] | `Graph`: petgraph storage, hash-consing, provenance, verifier, DOT export |
