@@ -1,0 +1,460 @@
+//! Fused elementwise kernels: a backend-neutral description ([`KernelSpec`]) built from a
+//! fusion group, and its Cranelift lowering.
+//!
+//! Every kernel has one `extern "C"` ABI:
+//! `fn(buffers: *const *mut T, row_start: usize, row_end: usize, cols: usize)`, looping over
+//! rows `row_start..row_end` of a `rows × cols` iteration space (`cols` is the last
+//! dimension of the group's shape). `buffers` holds the input pointers, then the outputs.
+//! Inner loops run on 128-bit vectors (f32x4 / f64x2, the width Cranelift's x64 backend
+//! has) with a scalar tail; exp / log / log1p / tanh / pow call the platform libm, the
+//! same functions the reference interpreter uses.
+
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{
+    AbiParam, BlockArg, FuncRef, InstBuilder, MemFlagsData, Type, UserFuncName, Value, types,
+};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
+use natgrad_ir::{Binary, Compare, DType, Unary};
+
+use crate::Error;
+
+/// How a kernel reads one of its inputs inside the `rows × cols` loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Element `(r, c)` of a `rows × cols` buffer.
+    Full,
+    /// Element `c` of a `cols` vector (broadcast down the rows).
+    Row,
+    /// Element `r` of a `rows` vector (broadcast along the columns).
+    Col,
+    /// Element 0 (broadcast everywhere).
+    Scalar,
+}
+
+/// One value computed inside a kernel.
+#[derive(Clone, Debug, PartialEq)]
+pub enum KExpr {
+    /// Input `i` of the kernel.
+    Input(usize),
+    /// A constant.
+    Const(f64),
+    /// A unary op of an earlier expression.
+    Unary(Unary, usize),
+    /// A binary op of two earlier expressions.
+    Binary(Binary, usize, usize),
+    /// A comparison (1 or 0) of two earlier expressions.
+    Compare(Compare, usize, usize),
+    /// `select(c, a, b)` of three earlier expressions.
+    Select(usize, usize, usize),
+}
+
+/// A fused kernel, independent of the code generator.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KernelSpec {
+    /// Element type.
+    pub dtype: DType,
+    /// How each input is read.
+    pub inputs: Vec<Access>,
+    /// The expressions, in evaluation order.
+    pub exprs: Vec<KExpr>,
+    /// Expressions stored to the output buffers (each `rows × cols`), in buffer order.
+    pub outputs: Vec<usize>,
+}
+
+/// The kernel ABI.
+pub type KernelFn = unsafe extern "C" fn(*const *mut u8, usize, usize, usize);
+
+/// The Cranelift JIT: one module holding every kernel of a program.
+pub struct Jit {
+    module: JITModule,
+    declared: Vec<FuncId>,
+}
+
+macro_rules! libm_wrappers {
+    ($($name:ident: $ty:ty => $f:expr;)*) => {
+        $(extern "C" fn $name(x: $ty) -> $ty { $f(x) })*
+    };
+}
+
+libm_wrappers! {
+    ng_exp_f32: f32 => f32::exp; ng_exp_f64: f64 => f64::exp;
+    ng_log_f32: f32 => f32::ln; ng_log_f64: f64 => f64::ln;
+    ng_log1p_f32: f32 => f32::ln_1p; ng_log1p_f64: f64 => f64::ln_1p;
+    ng_tanh_f32: f32 => f32::tanh; ng_tanh_f64: f64 => f64::tanh;
+}
+
+extern "C" fn ng_pow_f32(x: f32, p: f32) -> f32 {
+    x.powf(p)
+}
+
+extern "C" fn ng_pow_f64(x: f64, p: f64) -> f64 {
+    x.powf(p)
+}
+
+/// The libm functions kernels may call: (symbol, arity, f32 pointer, f64 pointer).
+const LIBM: [(&str, usize, *const u8, *const u8); 5] = [
+    ("exp", 1, ng_exp_f32 as *const u8, ng_exp_f64 as *const u8),
+    ("log", 1, ng_log_f32 as *const u8, ng_log_f64 as *const u8),
+    ("log1p", 1, ng_log1p_f32 as *const u8, ng_log1p_f64 as *const u8),
+    ("tanh", 1, ng_tanh_f32 as *const u8, ng_tanh_f64 as *const u8),
+    ("pow", 2, ng_pow_f32 as *const u8, ng_pow_f64 as *const u8),
+];
+
+impl Jit {
+    /// A JIT for the host CPU.
+    pub fn new() -> Result<Jit, Error> {
+        let mut flags = settings::builder();
+        let codegen = |e: String| Error::Codegen(e);
+        flags.set("use_colocated_libcalls", "false").map_err(|e| codegen(e.to_string()))?;
+        flags.set("is_pic", "false").map_err(|e| codegen(e.to_string()))?;
+        flags.set("opt_level", "speed").map_err(|e| codegen(e.to_string()))?;
+        let isa = cranelift_native::builder()
+            .map_err(|e| codegen(e.to_string()))?
+            .finish(settings::Flags::new(flags))
+            .map_err(|e| codegen(e.to_string()))?;
+        let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
+        for (name, _, f32_fn, f64_fn) in LIBM {
+            builder.symbol(format!("ng_{name}_f32"), f32_fn);
+            builder.symbol(format!("ng_{name}_f64"), f64_fn);
+        }
+        Ok(Jit { module: JITModule::new(builder), declared: Vec::new() })
+    }
+
+    /// Compiles `spec`; returns its index for [`Jit::finish`].
+    pub fn compile(&mut self, spec: &KernelSpec) -> Result<usize, Error> {
+        let err = |e: cranelift_module::ModuleError| Error::Codegen(format!("{e:?}"));
+        let ptr = self.module.target_config().pointer_type();
+        let mut ctx = self.module.make_context();
+        for _ in 0..4 {
+            ctx.func.signature.params.push(AbiParam::new(ptr));
+        }
+        let index = self.declared.len();
+        let id = self
+            .module
+            .declare_function(&format!("kernel{index}"), Linkage::Local, &ctx.func.signature)
+            .map_err(err)?;
+        ctx.func.name = UserFuncName::user(0, id.as_u32());
+        let mut fctx = FunctionBuilderContext::new();
+        {
+            let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+            let libm = declare_libm(&mut self.module, &mut b, spec.dtype)?;
+            Lowering::new(spec, ptr, libm).emit(&mut b);
+            b.seal_all_blocks();
+            b.finalize(self.module.target_config());
+        }
+        self.module
+            .define_function(id, &mut ctx)
+            .map_err(|e| Error::Codegen(format!("kernel{index}: {e:?}")))?;
+        self.module.clear_context(&mut ctx);
+        self.declared.push(id);
+        Ok(index)
+    }
+
+    /// Links every compiled kernel and returns their entry points, in compile order.
+    pub fn finish(&mut self) -> Result<Vec<KernelFn>, Error> {
+        self.module.finalize_definitions().map_err(|e| Error::Codegen(format!("{e:?}")))?;
+        Ok(self
+            .declared
+            .iter()
+            .map(|&id| {
+                let code = self.module.get_finalized_function(id);
+                // SAFETY: the function was defined with the four pointer-sized parameters of
+                // `KernelFn` and returns nothing.
+                unsafe { std::mem::transmute::<*const u8, KernelFn>(code) }
+            })
+            .collect())
+    }
+}
+
+fn declare_libm(
+    module: &mut JITModule,
+    b: &mut FunctionBuilder,
+    dtype: DType,
+) -> Result<Vec<(&'static str, FuncRef)>, Error> {
+    let ty = scalar_type(dtype);
+    LIBM.iter()
+        .map(|&(name, arity, _, _)| {
+            let mut sig = module.make_signature();
+            for _ in 0..arity {
+                sig.params.push(AbiParam::new(ty));
+            }
+            sig.returns.push(AbiParam::new(ty));
+            let id = module
+                .declare_function(&format!("ng_{name}_{}", dtype.name()), Linkage::Import, &sig)
+                .map_err(|e| Error::Codegen(format!("{e:?}")))?;
+            Ok((name, module.declare_func_in_func(id, b.func)))
+        })
+        .collect()
+}
+
+fn scalar_type(dtype: DType) -> Type {
+    match dtype {
+        DType::F32 => types::F32,
+        DType::F64 => types::F64,
+    }
+}
+
+/// Emits the loop nest of one kernel.
+struct Lowering<'s> {
+    spec: &'s KernelSpec,
+    ptr: Type,
+    scalar: Type,
+    vector: Type,
+    lanes: i64,
+    size: i64,
+    libm: Vec<(&'static str, FuncRef)>,
+}
+
+/// Per-row base addresses and the loop counters a body needs.
+struct Row {
+    bases: Vec<Value>,
+    row: Value,
+}
+
+impl<'s> Lowering<'s> {
+    fn new(spec: &'s KernelSpec, ptr: Type, libm: Vec<(&'static str, FuncRef)>) -> Lowering<'s> {
+        let (scalar, vector, lanes, size) = match spec.dtype {
+            DType::F32 => (types::F32, types::F32X4, 4, 4),
+            DType::F64 => (types::F64, types::F64X2, 2, 8),
+        };
+        Lowering { spec, ptr, scalar, vector, lanes, size, libm }
+    }
+
+    fn emit(&self, b: &mut FunctionBuilder) {
+        let flags = MemFlagsData::trusted();
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        let params = b.block_params(entry).to_vec();
+        let (buffers, row_start, row_end, cols) = (params[0], params[1], params[2], params[3]);
+        let count = self.spec.inputs.len() + self.spec.outputs.len();
+        let pointers: Vec<Value> = (0..count)
+            .map(|i| b.ins().load(self.ptr, flags, buffers, (i as i32) * self.ptr.bytes() as i32))
+            .collect();
+        let lanes = b.ins().iconst(self.ptr, self.lanes);
+        let rem = b.ins().urem(cols, lanes);
+        let vec_cols = b.ins().isub(cols, rem);
+
+        let row_head = b.create_block();
+        let row_body = b.create_block();
+        let vec_head = b.create_block();
+        let vec_body = b.create_block();
+        let tail_head = b.create_block();
+        let tail_body = b.create_block();
+        let row_next = b.create_block();
+        let exit = b.create_block();
+        for block in [row_head, row_body] {
+            b.append_block_param(block, self.ptr);
+        }
+        for block in [vec_head, vec_body, tail_head, tail_body] {
+            b.append_block_param(block, self.ptr);
+        }
+        b.ins().jump(row_head, &[BlockArg::Value(row_start)]);
+
+        // for row in row_start..row_end
+        b.switch_to_block(row_head);
+        let row = b.block_params(row_head)[0];
+        let more = b.ins().icmp(IntCC::UnsignedLessThan, row, row_end);
+        b.ins().brif(more, row_body, &[BlockArg::Value(row)], exit, &[]);
+
+        b.switch_to_block(row_body);
+        let row = b.block_params(row_body)[0];
+        let size = b.ins().iconst(self.ptr, self.size);
+        let row_offset = b.ins().imul(row, cols);
+        let row_bytes = b.ins().imul(row_offset, size);
+        let row_elem_bytes = b.ins().imul(row, size);
+        // Base address of this row for every buffer, by access mode (outputs are Full).
+        let bases: Vec<Value> = pointers
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| match self.spec.inputs.get(i).copied().unwrap_or(Access::Full) {
+                Access::Full => b.ins().iadd(p, row_bytes),
+                Access::Col => b.ins().iadd(p, row_elem_bytes),
+                Access::Row | Access::Scalar => p,
+            })
+            .collect();
+        let zero = b.ins().iconst(self.ptr, 0);
+        b.ins().jump(vec_head, &[BlockArg::Value(zero)]);
+        let context = Row { bases, row };
+
+        // for col in (0..vec_cols).step_by(lanes): vector body
+        b.switch_to_block(vec_head);
+        let col = b.block_params(vec_head)[0];
+        let more = b.ins().icmp(IntCC::UnsignedLessThan, col, vec_cols);
+        b.ins().brif(more, vec_body, &[BlockArg::Value(col)], tail_head, &[BlockArg::Value(col)]);
+        b.switch_to_block(vec_body);
+        let col = b.block_params(vec_body)[0];
+        self.body(b, &context, col, true);
+        let next = b.ins().iadd(col, lanes);
+        b.ins().jump(vec_head, &[BlockArg::Value(next)]);
+
+        // for col in vec_cols..cols: scalar tail
+        b.switch_to_block(tail_head);
+        let col = b.block_params(tail_head)[0];
+        let more = b.ins().icmp(IntCC::UnsignedLessThan, col, cols);
+        b.ins().brif(more, tail_body, &[BlockArg::Value(col)], row_next, &[]);
+        b.switch_to_block(tail_body);
+        let col = b.block_params(tail_body)[0];
+        self.body(b, &context, col, false);
+        let one = b.ins().iconst(self.ptr, 1);
+        let next = b.ins().iadd(col, one);
+        b.ins().jump(tail_head, &[BlockArg::Value(next)]);
+
+        b.switch_to_block(row_next);
+        let one = b.ins().iconst(self.ptr, 1);
+        let next = b.ins().iadd(context.row, one);
+        b.ins().jump(row_head, &[BlockArg::Value(next)]);
+
+        b.switch_to_block(exit);
+        b.ins().return_(&[]);
+    }
+
+    /// Loads, computes and stores one element (or one vector of elements) at `col`.
+    fn body(&self, b: &mut FunctionBuilder, row: &Row, col: Value, vector: bool) {
+        let flags = MemFlagsData::trusted();
+        let ty = if vector { self.vector } else { self.scalar };
+        let size = b.ins().iconst(self.ptr, self.size);
+        let col_bytes = b.ins().imul(col, size);
+        let _ = row.row;
+        let mut values: Vec<Value> = Vec::with_capacity(self.spec.exprs.len());
+        for expr in &self.spec.exprs {
+            let v = match *expr {
+                KExpr::Input(i) => match self.spec.inputs[i] {
+                    Access::Full | Access::Row => {
+                        let addr = b.ins().iadd(row.bases[i], col_bytes);
+                        b.ins().load(ty, flags, addr, 0)
+                    }
+                    Access::Col | Access::Scalar => {
+                        let s = b.ins().load(self.scalar, flags, row.bases[i], 0);
+                        if vector { b.ins().splat(ty, s) } else { s }
+                    }
+                },
+                KExpr::Const(c) => self.constant(b, c, vector),
+                KExpr::Unary(u, x) => self.unary(b, u, values[x], vector),
+                KExpr::Binary(op, x, y) => self.binary(b, op, values[x], values[y]),
+                KExpr::Compare(cmp, x, y) => {
+                    let mask = b.ins().fcmp(float_cc(cmp), values[x], values[y]);
+                    let (one, zero) = (self.constant(b, 1.0, vector), self.constant(b, 0.0, vector));
+                    self.choose(b, mask, one, zero, vector)
+                }
+                KExpr::Select(c, x, y) => {
+                    let zero = self.constant(b, 0.0, vector);
+                    let mask = b.ins().fcmp(FloatCC::NotEqual, values[c], zero);
+                    self.choose(b, mask, values[x], values[y], vector)
+                }
+            };
+            values.push(v);
+        }
+        for (k, &e) in self.spec.outputs.iter().enumerate() {
+            let addr = b.ins().iadd(row.bases[self.spec.inputs.len() + k], col_bytes);
+            b.ins().store(flags, values[e], addr, 0);
+        }
+    }
+
+    fn constant(&self, b: &mut FunctionBuilder, c: f64, vector: bool) -> Value {
+        let s = match self.spec.dtype {
+            DType::F32 => b.ins().f32const(c as f32),
+            DType::F64 => b.ins().f64const(c),
+        };
+        if vector { b.ins().splat(self.vector, s) } else { s }
+    }
+
+    /// `mask ? a : b` for a scalar condition or a lane mask.
+    fn choose(&self, b: &mut FunctionBuilder, mask: Value, x: Value, y: Value, vector: bool) -> Value {
+        if vector {
+            let mask = b.ins().bitcast(
+                self.vector,
+                MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little),
+                mask,
+            );
+            b.ins().bitselect(mask, x, y)
+        } else {
+            b.ins().select(mask, x, y)
+        }
+    }
+
+    fn call(&self, b: &mut FunctionBuilder, name: &str, args: &[Value], vector: bool) -> Value {
+        let f = self.libm.iter().find(|(n, _)| *n == name).expect("declared libm function").1;
+        if !vector {
+            let call = b.ins().call(f, args);
+            return b.inst_results(call)[0];
+        }
+        let mut out = args[0];
+        for lane in 0..self.lanes as u8 {
+            let lane_args: Vec<Value> = args.iter().map(|&a| b.ins().extractlane(a, lane)).collect();
+            let call = b.ins().call(f, &lane_args);
+            let r = b.inst_results(call)[0];
+            out = b.ins().insertlane(out, r, lane);
+        }
+        out
+    }
+
+    fn unary(&self, b: &mut FunctionBuilder, op: Unary, x: Value, vector: bool) -> Value {
+        match op {
+            Unary::Neg => b.ins().fneg(x),
+            Unary::Square => b.ins().fmul(x, x),
+            Unary::Sqrt => b.ins().sqrt(x),
+            Unary::Exp => self.call(b, "exp", &[x], vector),
+            Unary::Log => self.call(b, "log", &[x], vector),
+            Unary::Log1p => self.call(b, "log1p", &[x], vector),
+            Unary::Tanh => self.call(b, "tanh", &[x], vector),
+            Unary::Pow(p) => {
+                let p = self.constant(b, p.get(), vector);
+                self.call(b, "pow", &[x, p], vector)
+            }
+            // σ(x) = 1/(1+e) for x ≥ 0 and e/(1+e) otherwise, e = exp(−|x|)
+            Unary::Sigmoid => {
+                let a = b.ins().fabs(x);
+                let na = b.ins().fneg(a);
+                let e = self.call(b, "exp", &[na], vector);
+                let one = self.constant(b, 1.0, vector);
+                let denom = b.ins().fadd(one, e);
+                let r = b.ins().fdiv(one, denom);
+                let er = b.ins().fmul(e, r);
+                let zero = self.constant(b, 0.0, vector);
+                let nonneg = b.ins().fcmp(FloatCC::GreaterThanOrEqual, x, zero);
+                self.choose(b, nonneg, r, er, vector)
+            }
+            // max(x, 0), NaN kept
+            Unary::Relu => {
+                let zero = self.constant(b, 0.0, vector);
+                let keep = b.ins().fcmp(FloatCC::UnorderedOrGreaterThan, x, zero);
+                self.choose(b, keep, x, zero, vector)
+            }
+            // max(x, 0) + log1p(exp(−|x|))
+            Unary::Softplus => {
+                let zero = self.constant(b, 0.0, vector);
+                let m = b.ins().fmax(x, zero);
+                let a = b.ins().fabs(x);
+                let na = b.ins().fneg(a);
+                let e = self.call(b, "exp", &[na], vector);
+                let l = self.call(b, "log1p", &[e], vector);
+                b.ins().fadd(m, l)
+            }
+        }
+    }
+
+    fn binary(&self, b: &mut FunctionBuilder, op: Binary, x: Value, y: Value) -> Value {
+        match op {
+            Binary::Add => b.ins().fadd(x, y),
+            Binary::Sub => b.ins().fsub(x, y),
+            Binary::Mul => b.ins().fmul(x, y),
+            Binary::Div => b.ins().fdiv(x, y),
+            Binary::Maximum => b.ins().fmax(x, y),
+        }
+    }
+}
+
+fn float_cc(cmp: Compare) -> FloatCC {
+    match cmp {
+        Compare::Lt => FloatCC::LessThan,
+        Compare::Le => FloatCC::LessThanOrEqual,
+        Compare::Gt => FloatCC::GreaterThan,
+        Compare::Ge => FloatCC::GreaterThanOrEqual,
+        Compare::Eq => FloatCC::Equal,
+        Compare::Ne => FloatCC::NotEqual,
+    }
+}

@@ -1,0 +1,364 @@
+//! Lowering: turns an optimized graph and its fusion groups into units of work — fused
+//! kernels and host steps — split into phases by the inputs they depend on, and ordered.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use natgrad_ir::{Dim, Graph, NodeId, Op, Reduce, Shape};
+use natgrad_rewrite::FusionGroup;
+use natgrad_rewrite::fusion::{Role, role};
+
+use crate::Error;
+use crate::kernel::{Access, KExpr, KernelSpec};
+
+/// One unit of work.
+#[derive(Clone, Debug)]
+pub enum Work {
+    /// A fused kernel over the `rows × cols` space of `shape`; `args` are input values then
+    /// output values.
+    Kernel { spec: KernelSpec, shape: Shape, args: Vec<NodeId> },
+    /// `out = op(a)·op(b)`.
+    MatMul { a: NodeId, b: NodeId, ta: bool, tb: bool },
+    /// Softmax or log-softmax along an axis.
+    Softmax { x: NodeId, axis: usize, log: bool },
+    /// Axis permutation.
+    Transpose { x: NodeId, perm: Vec<usize> },
+    /// A broadcast written out in full.
+    Broadcast { x: NodeId },
+    /// A reduction.
+    Reduce { x: NodeId, kind: Reduce, axes: Vec<usize> },
+    /// A constant, written when a batch size's plan is made.
+    Constant { values: Vec<f64> },
+    /// The batch size as a scalar, written when a plan is made.
+    BatchSize,
+}
+
+/// A unit and the node whose value it produces (kernels produce several: `outputs`).
+#[derive(Clone, Debug)]
+pub struct Unit {
+    /// What to do.
+    pub work: Work,
+    /// Nodes whose values this unit writes.
+    pub outputs: Vec<NodeId>,
+    /// Nodes whose values it reads.
+    pub reads: Vec<NodeId>,
+    /// The phase it runs in (`usize::MAX` for set-up work done once per plan).
+    pub phase: usize,
+}
+
+/// The lowered program: units in execution order, and which node's value lives where.
+#[derive(Clone, Debug)]
+pub struct Lowered {
+    /// Units, phase by phase, each phase in dependency order.
+    pub units: Vec<Unit>,
+    /// For every node with a buffer, the node that owns the buffer (reshapes alias their
+    /// operand's buffer).
+    pub storage: HashMap<NodeId, NodeId>,
+    /// Phase of every input and param, by name.
+    pub input_phase: BTreeMap<String, usize>,
+}
+
+/// Lowers `graph` whose inputs are split into phases by name.
+pub fn lower(graph: &Graph, groups: &[FusionGroup], phases: &[&[&str]]) -> Result<Lowered, Error> {
+    let mut input_phase = BTreeMap::new();
+    for (p, names) in phases.iter().enumerate() {
+        for name in names.iter() {
+            input_phase.insert(name.to_string(), p);
+        }
+    }
+    // Phase of each node: inputs as given, everything else the max of its operands.
+    let mut phase = vec![0usize; graph.len()];
+    for id in graph.node_ids() {
+        phase[id.index()] = match graph.op(id) {
+            Op::Input { name, .. } | Op::Param { name, .. } => *input_phase
+                .get(name)
+                .ok_or_else(|| Error::Lowering(format!("input '{name}' is not assigned to a phase")))?,
+            _ => graph.inputs(id).iter().map(|i| phase[i.index()]).max().unwrap_or(0),
+        };
+    }
+    let mut group_of: HashMap<NodeId, usize> = HashMap::new();
+    for (g, group) in groups.iter().enumerate() {
+        for &n in &group.nodes {
+            if role(graph.op(n)) == Role::Elementwise {
+                group_of.insert(n, g);
+            }
+        }
+    }
+    // Kernel membership: (group, phase) → elementwise nodes.
+    let mut kernels: BTreeMap<(usize, usize), Vec<NodeId>> = BTreeMap::new();
+    for (&n, &g) in &group_of {
+        kernels.entry((g, phase[n.index()])).or_default().push(n);
+    }
+    let member_of: HashMap<NodeId, (usize, usize)> =
+        kernels.iter().flat_map(|(&k, nodes)| nodes.iter().map(move |&n| (n, k))).collect();
+
+    let mut builder = Builder { graph, storage: HashMap::new(), materialize: BTreeSet::new() };
+    let mut units: Vec<(usize, Unit)> = Vec::new(); // (first node id, unit)
+    for (&key, nodes) in &kernels {
+        let mut nodes = nodes.clone();
+        nodes.sort();
+        let shape = groups[key.0].shape.clone();
+        let unit = builder.kernel(&nodes, &member_of, key, shape, key.1);
+        units.push((nodes[0].index(), unit));
+    }
+    for id in graph.node_ids() {
+        if member_of.contains_key(&id) {
+            continue;
+        }
+        let p = phase[id.index()];
+        let op = graph.op(id);
+        let inputs = graph.inputs(id);
+        let host = |work: Work, reads: Vec<NodeId>| Unit { work, outputs: vec![id], reads, phase: p };
+        let unit = match op {
+            Op::Input { .. } | Op::Param { .. } => {
+                builder.storage.insert(id, id);
+                None
+            }
+            Op::Constant { values, .. } => Some(Unit {
+                phase: usize::MAX,
+                ..host(Work::Constant { values: values.iter().map(|v| v.get()).collect() }, vec![])
+            }),
+            Op::BatchSize { .. } => Some(Unit { phase: usize::MAX, ..host(Work::BatchSize, vec![]) }),
+            Op::MatMul { transpose_a, transpose_b } => Some(host(
+                Work::MatMul { a: inputs[0], b: inputs[1], ta: *transpose_a, tb: *transpose_b },
+                inputs.to_vec(),
+            )),
+            Op::Softmax { axis } => {
+                Some(host(Work::Softmax { x: inputs[0], axis: *axis, log: false }, inputs.to_vec()))
+            }
+            Op::LogSoftmax { axis } => {
+                Some(host(Work::Softmax { x: inputs[0], axis: *axis, log: true }, inputs.to_vec()))
+            }
+            Op::Transpose { perm } => {
+                Some(host(Work::Transpose { x: inputs[0], perm: perm.clone() }, inputs.to_vec()))
+            }
+            Op::Reduce { kind, axes, .. } => {
+                Some(host(Work::Reduce { x: inputs[0], kind: *kind, axes: axes.clone() }, inputs.to_vec()))
+            }
+            // Broadcasts are materialised only if something needs them in full (decided below).
+            Op::Broadcast { .. } => None,
+            Op::Reshape { .. } => None,
+            Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select => {
+                return Err(Error::Lowering(format!("elementwise node {id} is in no fusion group")));
+            }
+        };
+        if let Some(unit) = unit {
+            builder.storage.insert(id, id);
+            units.push((id.index(), unit));
+        }
+    }
+    // Broadcasts read in full by host steps or graph outputs are materialised.
+    let mut needed_in_full: BTreeSet<NodeId> = builder.materialize.clone();
+    for (_, unit) in &units {
+        if !matches!(unit.work, Work::Kernel { .. }) {
+            needed_in_full.extend(unit.reads.iter().copied());
+        }
+    }
+    needed_in_full.extend(graph.outputs().iter().copied());
+    // Consumers before producers: a reshape needs its operand stored, a stored broadcast
+    // needs its source.
+    for id in graph.node_ids().rev() {
+        match graph.op(id) {
+            Op::Reshape { .. } => {
+                needed_in_full.insert(graph.inputs(id)[0]);
+            }
+            Op::Broadcast { .. } if needed_in_full.contains(&id) => {
+                needed_in_full.insert(graph.inputs(id)[0]);
+            }
+            _ => {}
+        }
+    }
+    for id in graph.node_ids() {
+        if matches!(graph.op(id), Op::Broadcast { .. }) && needed_in_full.contains(&id) {
+            let x = graph.inputs(id)[0];
+            builder.storage.insert(id, id);
+            let unit = Unit {
+                work: Work::Broadcast { x },
+                outputs: vec![id],
+                reads: vec![x],
+                phase: phase[id.index()],
+            };
+            units.push((id.index(), unit));
+        }
+    }
+    for id in graph.node_ids() {
+        if let Op::Reshape { .. } = graph.op(id) {
+            let source = graph.inputs(id)[0];
+            let owner = *builder
+                .storage
+                .get(&source)
+                .ok_or_else(|| Error::Lowering(format!("reshape {id} of an unstored value")))?;
+            builder.storage.insert(id, owner);
+        }
+    }
+    for n in &needed_in_full {
+        if !builder.storage.contains_key(n) {
+            return Err(Error::Lowering(format!(
+                "value {n} ({}) is needed but never stored",
+                graph.op(*n).name()
+            )));
+        }
+    }
+    Ok(Lowered { units: schedule(graph, units, &builder.storage), storage: builder.storage, input_phase })
+}
+
+struct Builder<'g> {
+    graph: &'g Graph,
+    storage: HashMap<NodeId, NodeId>,
+    /// Broadcast nodes kernels must read in full (no cheap access mode).
+    materialize: BTreeSet<NodeId>,
+}
+
+impl Builder<'_> {
+    /// The kernel computing `nodes` (one phase of one fusion group).
+    fn kernel(
+        &mut self,
+        nodes: &[NodeId],
+        member_of: &HashMap<NodeId, (usize, usize)>,
+        key: (usize, usize),
+        shape: Shape,
+        phase: usize,
+    ) -> Unit {
+        let g = self.graph;
+        let dtype = g.dtype(nodes[0]);
+        let mut exprs: Vec<KExpr> = Vec::new();
+        let mut expr_of: HashMap<NodeId, usize> = HashMap::new();
+        let mut inputs: Vec<(NodeId, Access)> = Vec::new();
+        let mut reads = Vec::new();
+        for &n in nodes {
+            let mut operand_exprs = Vec::new();
+            for &operand in g.inputs(n) {
+                let e = if let Some(&e) = expr_of.get(&operand) {
+                    e
+                } else {
+                    let (source, access, constant) = self.read(operand, &shape);
+                    let e = match constant {
+                        Some(c) => {
+                            exprs.push(KExpr::Const(c));
+                            exprs.len() - 1
+                        }
+                        None => {
+                            let slot = inputs
+                                .iter()
+                                .position(|&(s, a)| s == source && a == access)
+                                .unwrap_or_else(|| {
+                                    inputs.push((source, access));
+                                    reads.push(source);
+                                    inputs.len() - 1
+                                });
+                            exprs.push(KExpr::Input(slot));
+                            exprs.len() - 1
+                        }
+                    };
+                    expr_of.insert(operand, e);
+                    e
+                };
+                operand_exprs.push(e);
+            }
+            let o = &operand_exprs;
+            exprs.push(match g.op(n) {
+                Op::Unary(u) => KExpr::Unary(*u, o[0]),
+                Op::Binary(b) => KExpr::Binary(*b, o[0], o[1]),
+                Op::Compare(c) => KExpr::Compare(*c, o[0], o[1]),
+                Op::Select => KExpr::Select(o[0], o[1], o[2]),
+                other => unreachable!("{} is not elementwise", other.name()),
+            });
+            expr_of.insert(n, exprs.len() - 1);
+        }
+        // Members used outside this kernel are stored.
+        let outputs: Vec<NodeId> = nodes
+            .iter()
+            .copied()
+            .filter(|&n| {
+                g.outputs().contains(&n) || g.users(n).iter().any(|u| member_of.get(u) != Some(&key))
+            })
+            .collect();
+        for &n in &outputs {
+            self.storage.insert(n, n);
+        }
+        let spec = KernelSpec {
+            dtype,
+            inputs: inputs.iter().map(|&(_, a)| a).collect(),
+            exprs,
+            outputs: outputs.iter().map(|n| expr_of[n]).collect(),
+        };
+        let mut args: Vec<NodeId> = inputs.iter().map(|&(s, _)| s).collect();
+        args.extend(&outputs);
+        Unit { work: Work::Kernel { spec, shape, args }, outputs, reads, phase }
+    }
+
+    /// How a kernel over `shape` reads `operand`: (stored node, access, or a constant).
+    fn read(&mut self, operand: NodeId, shape: &Shape) -> (NodeId, Access, Option<f64>) {
+        let g = self.graph;
+        if let Op::Broadcast { .. } = g.op(operand) {
+            let source = g.inputs(operand)[0];
+            if let (Op::Constant { .. }, Some(c)) = (g.op(source), g.op(source).uniform_constant()) {
+                return (source, Access::Scalar, Some(c));
+            }
+            if let Some(access) = access_for(g.shape(source), shape) {
+                return (source, access, None);
+            }
+            self.materialize.insert(operand);
+            return (operand, Access::Full, None);
+        }
+        if let (Op::Constant { .. }, Some(c)) = (g.op(operand), g.op(operand).uniform_constant()) {
+            return (operand, Access::Scalar, Some(c));
+        }
+        let access = if g.shape(operand).size_signature() == (0, 1) { Access::Scalar } else { Access::Full };
+        (operand, access, None)
+    }
+}
+
+/// The access mode that reads a broadcast of `source` inside a loop over `shape`, if any.
+fn access_for(source: &Shape, shape: &Shape) -> Option<Access> {
+    let ones = |dims: &[Dim]| dims.iter().all(|d| *d == Dim::Fixed(1));
+    let (s, t) = (&source.0, &shape.0);
+    if ones(s) {
+        return Some(Access::Scalar);
+    }
+    let last = *t.last()?;
+    // [.., 1, n] → rows × n: a row vector.
+    if s.last() == Some(&last) && last != Dim::Fixed(1) && ones(&s[..s.len() - 1]) {
+        return Some(Access::Row);
+    }
+    // [a, b, 1] → [a, b, n]: one value per row.
+    if s.len() == t.len() && s.last() == Some(&Dim::Fixed(1)) && s[..s.len() - 1] == t[..t.len() - 1] {
+        return Some(Access::Col);
+    }
+    None
+}
+
+/// Orders units phase by phase; within a phase, a unit runs after the units producing
+/// what it reads (ties broken by node id, so the order is deterministic).
+fn schedule(graph: &Graph, units: Vec<(usize, Unit)>, storage: &HashMap<NodeId, NodeId>) -> Vec<Unit> {
+    let _ = graph;
+    let producer: HashMap<NodeId, usize> = units
+        .iter()
+        .enumerate()
+        .flat_map(|(u, (_, unit))| unit.outputs.iter().map(move |&n| (n, u)))
+        .collect();
+    let owner = |n: NodeId| storage.get(&n).copied().unwrap_or(n);
+    let deps: Vec<Vec<usize>> = units
+        .iter()
+        .map(|(_, unit)| unit.reads.iter().filter_map(|&r| producer.get(&owner(r)).copied()).collect())
+        .collect();
+    let mut done = vec![false; units.len()];
+    let mut order = Vec::new();
+    let mut phases: Vec<usize> = units.iter().map(|(_, u)| u.phase).collect();
+    phases.sort_unstable();
+    phases.dedup();
+    // Set-up units (constants) first, then phases in order.
+    let has_setup = phases.last() == Some(&usize::MAX);
+    phases.rotate_right(usize::from(has_setup));
+    for p in phases {
+        loop {
+            let next = (0..units.len())
+                .filter(|&u| !done[u] && units[u].1.phase == p && deps[u].iter().all(|&d| done[d] || d == u))
+                .min_by_key(|&u| units[u].0);
+            let Some(u) = next else { break };
+            done[u] = true;
+            order.push(u);
+        }
+    }
+    let mut units: Vec<Option<Unit>> = units.into_iter().map(|(_, u)| Some(u)).collect();
+    order.into_iter().map(|u| units[u].take().expect("scheduled once")).collect()
+}

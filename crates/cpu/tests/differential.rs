@@ -1,0 +1,203 @@
+//! Differential tests: compiled programs against the reference interpreter, for every op,
+//! awkward sizes (not multiples of the SIMD width, batch 1), broadcasting edge cases, and
+//! random graphs. f64 within 1e-12 relative, f32 within 1e-5.
+
+use natgrad_cpu::{CompileOptions, Element, Program};
+use natgrad_ir::{Bindings, Builder, Compare, DType, Dim, Expr, Graph, Op, Shape, Tensor, eval};
+use proptest::prelude::*;
+use rand::{Rng, SeedableRng};
+
+/// Compiles `graph` (all inputs in one phase), runs it at `batch` on random inputs and
+/// compares every output with the interpreter.
+fn check<T: Element>(label: &str, graph: &Graph, batch: usize, seed: u64, tol: f64) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let leaves: Vec<(String, Vec<usize>)> = graph
+        .node_ids()
+        .filter_map(|id| match graph.op(id) {
+            Op::Input { name, shape, .. } | Op::Param { name, shape, .. } => {
+                Some((name.clone(), shape.resolve(batch)))
+            }
+            _ => None,
+        })
+        .collect();
+    let values: Vec<Tensor<T>> = leaves
+        .iter()
+        .map(|(_, s)| Tensor::from_fn(s.clone(), |_| T::from_f64(rng.random_range(-2.0..2.0))))
+        .collect();
+    let names: Vec<&str> = leaves.iter().map(|(n, _)| n.as_str()).collect();
+    let program = Program::<T>::compile(graph, &[&names], &CompileOptions::default())
+        .unwrap_or_else(|e| panic!("{label}: {e}\n{graph}"));
+    let mut session = program.session(batch);
+    let mut bindings = Bindings::new().with_batch(batch);
+    for ((name, _), v) in leaves.iter().zip(&values) {
+        session.set(name, v.data()).unwrap();
+        bindings.set(name.clone(), v.clone());
+    }
+    session.run(0).unwrap();
+    let expected = eval(graph, &bindings).unwrap();
+    for (i, e) in expected.iter().enumerate() {
+        let got = session.output(i);
+        assert_eq!(got.len(), e.data().len(), "{label}: output {i} length");
+        let scale = e.data().iter().fold(1.0f64, |m, v| m.max(v.as_f64().abs()));
+        for (k, (g, w)) in got.iter().zip(e.data()).enumerate() {
+            let (g, w) = (g.as_f64(), w.as_f64());
+            let same = (g.is_nan() && w.is_nan()) || (g - w).abs() <= tol * scale;
+            assert!(
+                same,
+                "{label} (batch {batch}): output {i}[{k}] = {g}, interpreter {w}\n{}",
+                program.graph()
+            );
+        }
+    }
+}
+
+/// Builds `f` on inputs of the given shapes and checks it in f64 and f32 at several batches.
+fn op(label: &str, shapes: &[Shape], f: impl Fn(&[Expr]) -> Expr) {
+    for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
+        let b = Builder::new(dtype);
+        let xs: Vec<Expr> =
+            shapes.iter().enumerate().map(|(i, s)| b.input(&format!("x{i}"), s.clone())).collect();
+        let y = f(&xs);
+        let graph = b.finish(&[&y]).unwrap_or_else(|e| panic!("{label}: {e}"));
+        for batch in [1, 3, 9] {
+            match dtype {
+                DType::F64 => check::<f64>(label, &graph, batch, 1, tol),
+                DType::F32 => check::<f32>(label, &graph, batch, 1, tol),
+            }
+        }
+    }
+}
+
+fn bx(n: usize) -> Shape {
+    Shape::batched(&[n])
+}
+
+#[test]
+fn elementwise_ops() {
+    for n in [1, 4, 7, 13] {
+        op("neg", &[bx(n)], |x| -&x[0]);
+        op("exp", &[bx(n)], |x| x[0].exp());
+        op("log", &[bx(n)], |x| x[0].square().log());
+        op("log1p", &[bx(n)], |x| x[0].square().log1p());
+        op("sqrt", &[bx(n)], |x| x[0].square().sqrt());
+        op("pow", &[bx(n)], |x| (x[0].square() + 0.5).pow(1.7));
+        op("sigmoid", &[bx(n)], |x| (&x[0] * 20.0).sigmoid());
+        op("tanh", &[bx(n)], |x| x[0].tanh());
+        op("relu", &[bx(n)], |x| x[0].relu());
+        op("softplus", &[bx(n)], |x| (&x[0] * 30.0).softplus());
+        op("arith", &[bx(n), bx(n)], |x| (&x[0] + &x[1]) * &x[0] / &(x[1].square() + 1.0) - &x[1]);
+        op("maximum", &[bx(n), bx(n)], |x| x[0].maximum(&x[1]));
+        op("compare-select", &[bx(n), bx(n)], |x| {
+            let gt = x[0].compare(Compare::Gt, &x[1]);
+            let le = x[0].compare(Compare::Le, &x[1]);
+            gt.select(&x[0], &x[1].exp()) + &le
+        });
+        op("all-compares", &[bx(n), bx(n)], |x| {
+            [Compare::Lt, Compare::Ge, Compare::Eq, Compare::Ne]
+                .iter()
+                .fold(x[0].clone(), |acc, c| acc + x[0].compare(*c, &x[1]))
+        });
+    }
+}
+
+#[test]
+fn broadcasting_edge_cases() {
+    op("row", &[bx(7), Shape::fixed(&[7])], |x| &x[0] + &x[1]);
+    op("col", &[bx(7), bx(1)], |x| &x[0] * &x[1]);
+    op("scalar", &[bx(7), Shape::scalar()], |x| &x[0] - &x[1]);
+    op("scalar-const", &[bx(5)], |x| &x[0] * 3.0 + 1.0);
+    op(
+        "middle",
+        &[
+            Shape(vec![Dim::Fixed(2), Dim::Batch, Dim::Fixed(3)]),
+            Shape(vec![Dim::Fixed(2), Dim::Fixed(1), Dim::Fixed(3)]),
+        ],
+        |x| &x[0] + &x[1],
+    );
+    op(
+        "leading",
+        &[Shape(vec![Dim::Fixed(2), Dim::Batch, Dim::Fixed(3)]), Shape(vec![Dim::Batch, Dim::Fixed(1)])],
+        |x| &x[0] * &x[1],
+    );
+    op("broadcast-output", &[Shape::fixed(&[5])], |x| x[0].broadcast_to(bx(5)));
+    op("one-by-one", &[bx(1), Shape::fixed(&[1])], |x| &x[0] + &x[1]);
+}
+
+#[test]
+fn structural_ops() {
+    let s3 = || Shape(vec![Dim::Batch, Dim::Fixed(3), Dim::Fixed(5)]);
+    op("softmax", &[bx(7)], |x| x[0].softmax(1));
+    op("softmax0", &[bx(7)], |x| x[0].softmax(0));
+    op("log_softmax", &[bx(7)], |x| (&x[0] * 50.0).log_softmax(1));
+    op("transpose", &[s3()], |x| x[0].transpose(&[2, 0, 1]).exp());
+    op("reshape", &[bx(15)], |x| x[0].reshape(s3()).sum(&[2], false));
+    op("reshape-alias", &[bx(6)], |x| {
+        x[0].exp().reshape(Shape(vec![Dim::Batch, Dim::Fixed(2), Dim::Fixed(3)])).sigmoid()
+    });
+    op("sum", &[s3()], |x| x[0].sum(&[0], false));
+    op("sum-middle", &[s3()], |x| x[0].sum(&[1], true));
+    op("mean", &[s3()], |x| x[0].mean(&[0, 2], false));
+    op("max", &[s3()], |x| x[0].max(&[2], true) + &x[0].max(&[0, 1, 2], false));
+    op("batch-size", &[bx(3)], |x| &x[0] * &x[0].builder().batch_size());
+}
+
+#[test]
+fn matmuls() {
+    op("mm", &[bx(7), Shape::fixed(&[7, 5])], |x| x[0].matmul(&x[1]));
+    op("mm-tb", &[bx(7), Shape::fixed(&[5, 7])], |x| x[0].matmul_t(&x[1], false, true));
+    op("mm-ta", &[bx(7), bx(5)], |x| x[0].matmul_t(&x[1], true, false));
+    op("mm-ta-tb", &[Shape::fixed(&[7, 3]), bx(7)], |x| x[0].matmul_t(&x[1], true, true));
+    op("mlp", &[bx(6), Shape::fixed(&[6, 4]), Shape::fixed(&[4])], |x| {
+        (x[0].matmul(&x[1]) + &x[2]).tanh().sum(&[1], false)
+    });
+}
+
+/// Random graphs from every op family (the autodiff tests' generator).
+fn step(selector: u8, x: &Expr, y: &Expr, w: &Expr, v: &Expr) -> Expr {
+    match selector % 20 {
+        0 => -x,
+        1 => x.tanh().exp(),
+        2 => (x.softplus() + 0.5).log(),
+        3 => (x.square() + 1.0).sqrt(),
+        4 => x.sigmoid().pow(1.5),
+        5 => x.relu(),
+        6 => x + y,
+        7 => x - y,
+        8 => x * y,
+        9 => x / &(y.square() + 1.0),
+        10 => x.maximum(y),
+        11 => x.matmul(w),
+        12 => x.matmul_t(w, false, true),
+        13 => x.softmax(1),
+        14 => x.log_softmax(1),
+        15 => x - &x.max(&[1], true),
+        16 => x * &x.mean(&[0], true),
+        17 => x.transpose(&[1, 0]).softmax(1).transpose(&[1, 0]),
+        18 => x + v,
+        _ => x.compare(Compare::Gt, y).select(x, y),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn random_graphs_match_the_interpreter(
+        steps in prop::collection::vec((any::<u8>(), any::<usize>(), any::<usize>()), 1..10),
+        batch in 1usize..6,
+        double in any::<bool>(),
+    ) {
+        let dtype = if double { DType::F64 } else { DType::F32 };
+        let b = Builder::new(dtype);
+        let mut pool = vec![b.input("a", bx(5)), b.input("c", bx(5))];
+        let w = b.input("w", Shape::fixed(&[5, 5]));
+        let v = b.input("v", Shape::fixed(&[5]));
+        for (selector, i, j) in &steps {
+            let next = step(*selector, &pool[i % pool.len()], &pool[j % pool.len()], &w, &v);
+            pool.push(next);
+        }
+        let outputs: Vec<&Expr> = pool.iter().rev().take(2).collect();
+        let graph = b.finish(&outputs).unwrap();
+        let label = format!("{steps:?}");
+        if double { check::<f64>(&label, &graph, batch, 5, 1e-12) } else { check::<f32>(&label, &graph, batch, 5, 1e-5) }
+    }
+}
