@@ -2,6 +2,7 @@
 //! size, and sessions that bind validated inputs and run phases.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use natgrad_ir::{DType, Graph, NodeId, Op, Shape, TensorType};
@@ -54,8 +55,8 @@ pub struct Program<T: Element> {
 }
 
 /// A memory plan and buffers for one batch size.
-pub struct Session<'p, T: Element> {
-    program: &'p Program<T>,
+pub struct Session<T: Element> {
+    program: Arc<Program<T>>,
     batch: usize,
     buffers: Vec<Vec<T>>,
     buffer_of: HashMap<NodeId, usize>,
@@ -135,10 +136,10 @@ impl<T: Element> Program<T> {
     }
 
     /// A session for batch size `batch`: plans memory and writes constants.
-    pub fn session(&self, batch: usize) -> Session<'_, T> {
+    pub fn session(self: &Arc<Self>, batch: usize) -> Session<T> {
         let plan = plan_memory(self, batch);
         let mut session = Session {
-            program: self,
+            program: Arc::clone(self),
             batch,
             buffers: plan.sizes.iter().map(|&n| vec![T::zero(); n]).collect(),
             buffer_of: plan.buffer_of,
@@ -259,7 +260,7 @@ impl Pointers {
     }
 }
 
-impl<T: Element> Session<'_, T> {
+impl<T: Element> Session<T> {
     /// The batch size this session was planned for.
     pub fn batch(&self) -> usize {
         self.batch
@@ -337,7 +338,7 @@ impl<T: Element> Session<'_, T> {
     }
 
     fn execute(&mut self, u: usize) {
-        let program = self.program;
+        let program = Arc::clone(&self.program);
         let unit = &program.lowered.units[u];
         let out = unit.outputs[0];
         match &unit.work {

@@ -26,6 +26,7 @@ fn check<T: Element>(label: &str, graph: &Graph, batch: usize, seed: u64, tol: f
         .collect();
     let names: Vec<&str> = leaves.iter().map(|(n, _)| n.as_str()).collect();
     let program = Program::<T>::compile(graph, &[&names], &CompileOptions::default())
+        .map(std::sync::Arc::new)
         .unwrap_or_else(|e| panic!("{label}: {e}\n{graph}"));
     let mut session = program.session(batch);
     let mut bindings = Bindings::new().with_batch(batch);

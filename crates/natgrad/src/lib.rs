@@ -4,7 +4,12 @@
 //! later layers land, autodiff, the simplifier, the compiled backends and the optimizers.
 //! The `natgrad` binary (see `main.rs`) is the command-line front end.
 
+pub mod compile;
 pub mod models;
+
+pub use compile::{
+    CompileOptions, FisherProduct, Gradient, Loss, compile_fisher_product, compile_gradient, compile_loss,
+};
 
 pub use natgrad_autodiff as autodiff;
 pub use natgrad_ir as ir;

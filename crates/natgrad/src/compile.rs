@@ -1,0 +1,318 @@
+//! Compiled model functions: the Fisher product (prepare once per metric batch, apply many
+//! times), loss and gradient, and the loss alone — all through the CPU backend.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use natgrad_autodiff::{METRIC_INPUT, Product, fisher_product, gradient};
+use natgrad_cpu::{Element, Program, Session};
+use natgrad_ir::{Graph, Model, ParamLayout};
+
+pub use natgrad_cpu::CompileOptions;
+
+/// Errors of compiled functions.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Building the graph failed.
+    #[error(transparent)]
+    Ir(#[from] natgrad_ir::Error),
+    /// Differentiation failed.
+    #[error(transparent)]
+    Autodiff(#[from] natgrad_autodiff::Error),
+    /// Compiling or running failed.
+    #[error(transparent)]
+    Cpu(#[from] natgrad_cpu::Error),
+    /// A vector or batch of the wrong length.
+    #[error("{what}: expected {expected}, got {got} values")]
+    Length {
+        /// Which argument.
+        what: String,
+        /// The length (or multiple) expected.
+        expected: String,
+        /// The length given.
+        got: usize,
+    },
+    /// `apply` before `prepare`.
+    #[error("call prepare(params, metric_batch) before apply")]
+    NotPrepared,
+}
+
+/// Where compile time went, in total.
+#[derive(Clone, Debug, Default)]
+pub struct CompileReport {
+    /// Building the model's derivative graph (autodiff).
+    pub autodiff: Duration,
+    /// Simplifier.
+    pub simplify: Duration,
+    /// Lowering to kernels and host steps.
+    pub lower: Duration,
+    /// Cranelift code generation.
+    pub codegen: Duration,
+    /// Fused kernels generated.
+    pub kernels: usize,
+}
+
+impl CompileReport {
+    fn new<T: Element>(autodiff: Duration, program: &Program<T>) -> CompileReport {
+        let t = &program.times;
+        CompileReport {
+            autodiff,
+            simplify: t.simplify,
+            lower: t.lower,
+            codegen: t.codegen,
+            kernels: program.kernel_count(),
+        }
+    }
+
+    /// Total compile time.
+    pub fn total(&self) -> Duration {
+        self.autodiff + self.simplify + self.lower + self.codegen
+    }
+}
+
+/// Sessions per batch size, created on first use.
+struct Sessions<T: Element> {
+    program: Arc<Program<T>>,
+    by_batch: HashMap<usize, Session<T>>,
+}
+
+impl<T: Element> Sessions<T> {
+    fn get(&mut self, batch: usize) -> &mut Session<T> {
+        let program = &self.program;
+        self.by_batch.entry(batch).or_insert_with(|| program.session(batch))
+    }
+}
+
+/// The batch size of `data` holding rows of `width` values.
+fn batch_of(what: &str, data_len: usize, width: usize) -> Result<usize, Error> {
+    if width == 0 || data_len == 0 || !data_len.is_multiple_of(width) {
+        return Err(Error::Length {
+            what: what.to_string(),
+            expected: format!("a positive multiple of {width}"),
+            got: data_len,
+        });
+    }
+    Ok(data_len / width)
+}
+
+fn check_len(what: &str, expected: usize, got: usize) -> Result<(), Error> {
+    if expected != got {
+        return Err(Error::Length { what: what.to_string(), expected: expected.to_string(), got });
+    }
+    Ok(())
+}
+
+fn set_params<T: Element>(
+    session: &mut Session<T>,
+    layout: &ParamLayout,
+    prefix: &str,
+    theta: &[T],
+) -> Result<(), Error> {
+    for slot in layout.slots() {
+        session.set(&format!("{prefix}{}", slot.name), &theta[slot.offset..slot.offset + slot.len()])?;
+    }
+    Ok(())
+}
+
+fn input_width(model: &Model) -> usize {
+    model.graph.shape(model.input).0.last().map_or(1, |d| d.resolve(1))
+}
+
+/// The compiled Fisher-vector product `v ↦ G v (+ λ v)` of a model (paper eq. 7, 8, 30).
+pub struct FisherProduct<T: Element> {
+    sessions: Sessions<T>,
+    layout: ParamLayout,
+    input_width: usize,
+    prepared: Option<usize>,
+    /// Compile-time breakdown.
+    pub report: CompileReport,
+}
+
+/// Compiles the model's Fisher product once: autodiff, simplify, lower, JIT.
+pub fn compile_fisher_product<T: Element>(
+    model: &Model,
+    options: &CompileOptions,
+) -> Result<FisherProduct<T>, Error> {
+    let start = Instant::now();
+    let product = fisher_product(model)?;
+    let autodiff = start.elapsed();
+    let program = Arc::new(compile_product(&product, model, options)?);
+    Ok(FisherProduct {
+        report: CompileReport::new(autodiff, &program),
+        sessions: Sessions { program, by_batch: HashMap::new() },
+        layout: model.layout.clone(),
+        input_width: input_width(model),
+        prepared: None,
+    })
+}
+
+fn compile_product<T: Element>(
+    product: &Product,
+    model: &Model,
+    options: &CompileOptions,
+) -> Result<Program<T>, Error> {
+    let mut first: Vec<String> = model.layout.slots().iter().map(|s| s.name.clone()).collect();
+    first.push(METRIC_INPUT.to_string());
+    first.push(natgrad_autodiff::METRIC_TARGETS.to_string());
+    let second: Vec<String> = model.layout.slots().iter().map(|s| format!("v.{}", s.name)).collect();
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    let second: Vec<&str> = second.iter().map(String::as_str).collect();
+    Ok(Program::compile(&product.graph, &[&first, &second], options)?)
+}
+
+impl<T: Element> FisherProduct<T> {
+    /// Runs the forward pass on the metric batch (row-major `[B, n_in]`) and caches the
+    /// activations; `B` is taken from the batch's length.
+    pub fn prepare(&mut self, params: &[T], metric_batch: &[T]) -> Result<(), Error> {
+        check_len("params", self.layout.len(), params.len())?;
+        let batch = batch_of("metric batch", metric_batch.len(), self.input_width)?;
+        let session = self.sessions.get(batch);
+        set_params(session, &self.layout, "", params)?;
+        session.set(METRIC_INPUT, metric_batch)?;
+        session.run(0)?;
+        self.prepared = Some(batch);
+        Ok(())
+    }
+
+    /// `gv = G v` for the prepared parameters and metric batch: one tangent pass and one
+    /// backward pass, no forward pass.
+    pub fn apply(&mut self, v: &[T], gv: &mut [T]) -> Result<(), Error> {
+        self.apply_damped(v, 0.0, gv)
+    }
+
+    /// `gv = (G + λ I) v`.
+    pub fn apply_damped(&mut self, v: &[T], damping: f64, gv: &mut [T]) -> Result<(), Error> {
+        check_len("v", self.layout.len(), v.len())?;
+        check_len("gv", self.layout.len(), gv.len())?;
+        let batch = self.prepared.ok_or(Error::NotPrepared)?;
+        let session = self.sessions.get(batch);
+        set_params(session, &self.layout, "v.", v)?;
+        session.run(1)?;
+        let lambda = T::from_f64(damping);
+        for (i, slot) in self.layout.slots().iter().enumerate() {
+            let out = session.output(i);
+            let range = slot.offset..slot.offset + slot.len();
+            for ((g, o), vi) in gv[range.clone()].iter_mut().zip(out).zip(&v[range]) {
+                *g = *o + lambda * *vi;
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes of the memory plan for the prepared batch size.
+    pub fn peak_bytes(&mut self) -> Option<usize> {
+        let batch = self.prepared?;
+        Some(self.sessions.get(batch).peak_bytes())
+    }
+
+    /// The optimized graph that was compiled.
+    pub fn graph(&self) -> &Graph {
+        self.sessions.program.graph()
+    }
+}
+
+/// The compiled loss and gradient of a model on a batch.
+pub struct Gradient<T: Element> {
+    sessions: Sessions<T>,
+    model: Model,
+    input_width: usize,
+    /// Compile-time breakdown.
+    pub report: CompileReport,
+}
+
+/// Compiles the model's loss and gradient.
+pub fn compile_gradient<T: Element>(model: &Model, options: &CompileOptions) -> Result<Gradient<T>, Error> {
+    let start = Instant::now();
+    let graph = gradient(model)?.graph;
+    let autodiff = start.elapsed();
+    let program = Arc::new(compile_model_graph(&graph, model, options)?);
+    Ok(Gradient {
+        report: CompileReport::new(autodiff, &program),
+        sessions: Sessions { program, by_batch: HashMap::new() },
+        model: model.clone(),
+        input_width: input_width(model),
+    })
+}
+
+fn compile_model_graph<T: Element>(
+    graph: &Graph,
+    model: &Model,
+    options: &CompileOptions,
+) -> Result<Program<T>, Error> {
+    let mut names: Vec<&str> = model.layout.slots().iter().map(|s| s.name.as_str()).collect();
+    names.push(model.input_name());
+    if !model.is_autoencoder() {
+        names.push(model.targets_name());
+    }
+    Ok(Program::compile(graph, &[&names], options)?)
+}
+
+fn bind_batch<T: Element>(
+    sessions: &mut Sessions<T>,
+    model: &Model,
+    width: usize,
+    params: &[T],
+    inputs: &[T],
+    targets: Option<&[T]>,
+) -> Result<usize, Error> {
+    check_len("params", model.layout.len(), params.len())?;
+    let batch = batch_of("inputs", inputs.len(), width)?;
+    let session = sessions.get(batch);
+    set_params(session, &model.layout, "", params)?;
+    session.set(model.input_name(), inputs)?;
+    if !model.is_autoencoder() {
+        let targets = targets.ok_or_else(|| Error::Length {
+            what: format!("targets '{}'", model.targets_name()),
+            expected: "a targets batch".into(),
+            got: 0,
+        })?;
+        session.set(model.targets_name(), targets)?;
+    }
+    session.run(0)?;
+    Ok(batch)
+}
+
+impl<T: Element> Gradient<T> {
+    /// Writes ∂L/∂θ into `grad` and returns the loss (targets are ignored for autoencoders).
+    pub fn loss_and_gradient(
+        &mut self,
+        params: &[T],
+        inputs: &[T],
+        targets: Option<&[T]>,
+        grad: &mut [T],
+    ) -> Result<f64, Error> {
+        check_len("grad", self.model.layout.len(), grad.len())?;
+        let batch = bind_batch(&mut self.sessions, &self.model, self.input_width, params, inputs, targets)?;
+        let session = self.sessions.get(batch);
+        for (i, slot) in self.model.layout.slots().iter().enumerate() {
+            grad[slot.offset..slot.offset + slot.len()].copy_from_slice(session.output(i + 1));
+        }
+        Ok(session.output(0)[0].as_f64())
+    }
+}
+
+/// The compiled loss of a model.
+pub struct Loss<T: Element> {
+    sessions: Sessions<T>,
+    model: Model,
+    input_width: usize,
+}
+
+/// Compiles the model's loss.
+pub fn compile_loss<T: Element>(model: &Model, options: &CompileOptions) -> Result<Loss<T>, Error> {
+    let program = Arc::new(compile_model_graph(&model.graph, model, options)?);
+    Ok(Loss {
+        sessions: Sessions { program, by_batch: HashMap::new() },
+        model: model.clone(),
+        input_width: input_width(model),
+    })
+}
+
+impl<T: Element> Loss<T> {
+    /// The loss on a batch.
+    pub fn loss(&mut self, params: &[T], inputs: &[T], targets: Option<&[T]>) -> Result<f64, Error> {
+        let batch = bind_batch(&mut self.sessions, &self.model, self.input_width, params, inputs, targets)?;
+        Ok(self.sessions.get(batch).output(0)[0].as_f64())
+    }
+}
