@@ -198,7 +198,7 @@ pub fn lower(graph: &Graph, groups: &[FusionGroup], phases: &[&[&str]]) -> Resul
             )));
         }
     }
-    Ok(Lowered { units: schedule(graph, units, &builder.storage), storage: builder.storage, input_phase })
+    Ok(Lowered { units: schedule(units, &builder.storage)?, storage: builder.storage, input_phase })
 }
 
 struct Builder<'g> {
@@ -329,8 +329,7 @@ fn access_for(source: &Shape, shape: &Shape) -> Option<Access> {
 
 /// Orders units phase by phase; within a phase, a unit runs after the units producing
 /// what it reads (ties broken by node id, so the order is deterministic).
-fn schedule(graph: &Graph, units: Vec<(usize, Unit)>, storage: &HashMap<NodeId, NodeId>) -> Vec<Unit> {
-    let _ = graph;
+fn schedule(units: Vec<(usize, Unit)>, storage: &HashMap<NodeId, NodeId>) -> Result<Vec<Unit>, Error> {
     let producer: HashMap<NodeId, usize> = units
         .iter()
         .enumerate()
@@ -359,6 +358,12 @@ fn schedule(graph: &Graph, units: Vec<(usize, Unit)>, storage: &HashMap<NodeId, 
             order.push(u);
         }
     }
+    if let Some(stuck) = (0..units.len()).find(|&u| !done[u]) {
+        return Err(Error::Lowering(format!(
+            "unit writing {:?} cannot be scheduled (a dependency cycle between fusion groups)",
+            units[stuck].1.outputs
+        )));
+    }
     let mut units: Vec<Option<Unit>> = units.into_iter().map(|(_, u)| Some(u)).collect();
-    order.into_iter().map(|u| units[u].take().expect("scheduled once")).collect()
+    Ok(order.into_iter().map(|u| units[u].take().expect("scheduled once")).collect())
 }

@@ -4,6 +4,7 @@
 //! later layers land, autodiff, the simplifier, the compiled backends and the optimizers.
 //! The `natgrad` binary (see `main.rs`) is the command-line front end.
 
+pub mod bench;
 pub mod compile;
 pub mod models;
 

@@ -38,6 +38,31 @@ enum Command {
         #[arg(long)]
         dot: bool,
     },
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Forward, loss+gradient, Fisher prepare and apply: median times, GFLOP/s, GEMM peak.
+    Fvp {
+        /// `curves` or `mlp:SIZES:ACTIVATIONS`.
+        #[arg(long, default_value = "curves")]
+        model: String,
+        /// Batch sizes, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "1000,5000")]
+        batch: Vec<usize>,
+        /// Timed runs per measurement (after one warm-up run).
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+        /// Element type.
+        #[arg(long, value_enum, default_value_t = DTypeArg::F32)]
+        dtype: DTypeArg,
+        /// Also write the figures as JSON to this file.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+    },
 }
 
 /// Which derived graph `natgrad ir` prints.
@@ -69,6 +94,7 @@ impl From<DTypeArg> for DType {
 }
 
 fn main() -> ExitCode {
+    use_all_cores_for_gemm();
     init_tracing();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -106,6 +132,16 @@ fn ir_stats(graph: &natgrad::ir::Graph) -> Result<String, Box<dyn std::error::Er
     Ok(out)
 }
 
+/// matrixmultiply reads its thread count once, from `MATMUL_NUM_THREADS`, and otherwise
+/// uses the physical core count (1 on many 2-vCPU machines); default it to every core.
+fn use_all_cores_for_gemm() {
+    if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // SAFETY: called first thing in `main`, before any other thread exists.
+        unsafe { std::env::set_var("MATMUL_NUM_THREADS", cores.to_string()) };
+    }
+}
+
 fn init_tracing() {
     if std::env::var_os("NATGRAD_DEBUG").is_some_and(|v| v != "0") {
         let _ = tracing_subscriber::fmt()
@@ -118,6 +154,27 @@ fn init_tracing() {
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
+        Command::Bench(BenchCommand::Fvp { model, batch, runs, dtype, json }) => {
+            let runs = runs.max(1);
+            let build = |d: DType| {
+                move || {
+                    model_from_spec(&model, d).map_err(|e| natgrad::compile::Error::Length {
+                        what: e.to_string(),
+                        expected: String::new(),
+                        got: 0,
+                    })
+                }
+            };
+            let report = match dtype {
+                DTypeArg::F32 => natgrad::bench::run::<f32>(build(DType::F32), &batch, runs)?,
+                DTypeArg::F64 => natgrad::bench::run::<f64>(build(DType::F64), &batch, runs)?,
+            };
+            print!("{}", report.table());
+            if let Some(path) = json {
+                std::fs::write(&path, report.json())?;
+                eprintln!("wrote {}", path.display());
+            }
+        }
         Command::Ir { model, dtype, product, optimized, stats, dot } => {
             let model = model_from_spec(&model, dtype.into())?;
             let graph = match product {

@@ -66,9 +66,11 @@ pub fn fusion_groups(graph: &Graph) -> Vec<FusionGroup> {
         let candidates: Vec<usize> = match r {
             Role::Broadcast => Vec::new(), // a broadcast joins its consumer's group, not its producer's
             _ => {
+                // Broadcasts are read through their source; they never pull groups together.
                 let mut c: Vec<usize> = graph
                     .inputs(id)
                     .iter()
+                    .filter(|i| role(graph.op(**i)) != Role::Broadcast)
                     .filter_map(|i| group_of[i.index()])
                     .filter(|&g| !closed[g] && shapes[g] == loop_shape)
                     .collect();
@@ -109,6 +111,7 @@ pub fn fusion_groups(graph: &Graph) -> Vec<FusionGroup> {
                 && role(graph.op(input)) == Role::Broadcast
                 && group_of[input.index()].is_some_and(|bg| bg != g && members[bg].len() == 1)
                 && graph.users(input).len() == 1
+                && !creates_cycle(graph, input, &[g], &group_of, &members)
             {
                 let bg = group_of[input.index()].expect("checked");
                 members[bg].clear();
@@ -138,8 +141,9 @@ pub fn fusion_groups(graph: &Graph) -> Vec<FusionGroup> {
     groups
 }
 
-/// Whether putting `id` into the union of `groups` would make the group depend on itself
-/// through a node outside it: some operand of `id` outside the groups depends on a member.
+/// Whether putting `id` into the union of `groups` would make the union depend on itself
+/// through work outside it. Reaching a node of another group means depending on that whole
+/// group (a kernel runs as one unit), so its members' operands are followed too.
 fn creates_cycle(
     graph: &Graph,
     id: NodeId,
@@ -147,20 +151,30 @@ fn creates_cycle(
     group_of: &[Option<usize>],
     members: &[Vec<NodeId>],
 ) -> bool {
-    let inside = |n: NodeId| group_of[n.index()].is_some_and(|g| groups.contains(&g));
-    // Nothing older than the oldest member can depend on a member.
-    let oldest = groups.iter().flat_map(|&g| members[g].iter().copied()).min().unwrap_or(id);
-    let mut stack: Vec<NodeId> = graph.inputs(id).iter().copied().filter(|&i| !inside(i)).collect();
-    let mut seen = vec![false; id.index()];
+    let inside = |n: NodeId| n == id || group_of[n.index()].is_some_and(|g| groups.contains(&g));
+    let all: Vec<NodeId> = groups.iter().flat_map(|&g| members[g].iter().copied()).chain([id]).collect();
+    // An ungrouped node older than every member cannot depend on a member.
+    let oldest = all.iter().copied().min().unwrap_or(id);
+    let mut stack: Vec<NodeId> =
+        all.iter().flat_map(|&m| graph.inputs(m).iter().copied()).filter(|&i| !inside(i)).collect();
+    let mut seen = vec![false; graph.len()];
+    let mut expanded = vec![false; members.len()];
     while let Some(n) = stack.pop() {
-        if n < oldest || std::mem::replace(&mut seen[n.index()], true) {
+        if inside(n) {
+            return true;
+        }
+        if std::mem::replace(&mut seen[n.index()], true) {
             continue;
         }
-        for &i in graph.inputs(n) {
-            if inside(i) {
-                return true;
+        match group_of[n.index()] {
+            Some(g) if !std::mem::replace(&mut expanded[g], true) => {
+                for &m in &members[g] {
+                    stack.extend(graph.inputs(m).iter().copied());
+                }
             }
-            stack.push(i);
+            Some(_) => {}
+            None if n < oldest => {}
+            None => stack.extend(graph.inputs(n).iter().copied()),
         }
     }
     false

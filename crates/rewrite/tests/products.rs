@@ -180,3 +180,60 @@ fn curves_fisher_product_has_the_minimum_number_of_matmuls() {
     }
     assert_eq!((forward, tangent, backward), (12, 23, 23));
 }
+
+/// Contracting every fusion group to one node must leave a DAG (a kernel can run once all
+/// its inputs exist), and every elementwise op must be in exactly one group.
+#[test]
+fn fusion_groups_are_acyclic_and_cover_every_elementwise_op() {
+    for (label, model) in models() {
+        for graph in [fisher_product(&model).unwrap().graph, gradient(&model).unwrap().graph] {
+            let s = simplify(&graph, &Options::default()).unwrap();
+            let g = &s.graph;
+            let mut unit: Vec<usize> = (0..g.len()).map(|i| s.fusion.len() + i).collect();
+            for (k, group) in s.fusion.iter().enumerate() {
+                for n in &group.nodes {
+                    assert_eq!(unit[n.index()], s.fusion.len() + n.index(), "{label}: {n} in two groups");
+                    unit[n.index()] = k;
+                }
+            }
+            for id in g.node_ids() {
+                if g.op(id).is_elementwise() {
+                    assert!(unit[id.index()] < s.fusion.len(), "{label}: {id} is in no group");
+                }
+            }
+            let units = s.fusion.len() + g.len();
+            let mut edges: Vec<Vec<usize>> = vec![Vec::new(); units];
+            let mut indegree = vec![0usize; units];
+            for id in g.node_ids() {
+                for i in g.inputs(id) {
+                    let (from, to) = (unit[i.index()], unit[id.index()]);
+                    if from != to && !edges[from].contains(&to) {
+                        edges[from].push(to);
+                        indegree[to] += 1;
+                    }
+                }
+            }
+            let mut ready: Vec<usize> = (0..units).filter(|&u| indegree[u] == 0).collect();
+            let mut seen = 0;
+            while let Some(u) = ready.pop() {
+                seen += 1;
+                for &v in &edges[u] {
+                    indegree[v] -= 1;
+                    if indegree[v] == 0 {
+                        ready.push(v);
+                    }
+                }
+            }
+            let stuck: Vec<String> = (0..s.fusion.len())
+                .filter(|&k| indegree[k] > 0)
+                .map(|k| format!("{:?}", s.fusion[k].nodes))
+                .collect();
+            assert_eq!(
+                seen,
+                units,
+                "{label}: the fusion groups form a cycle: {stuck:?}\n{}",
+                print_with_groups(g, &s.fusion)
+            );
+        }
+    }
+}

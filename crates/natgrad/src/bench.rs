@@ -1,0 +1,231 @@
+//! `natgrad bench fvp`: forward, loss+gradient, prepare and apply timings for a model, as
+//! achieved GFLOP/s next to the GEMM peak measured in the same run with the same library.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use natgrad_autodiff::fisher_product;
+use natgrad_cpu::Element;
+use natgrad_ir::{Graph, Model, NodeId, Op};
+
+use crate::compile::{CompileOptions, Error, compile_fisher_product, compile_gradient, compile_loss};
+
+/// One timed operation.
+#[derive(Clone, Debug)]
+pub struct Timing {
+    /// `forward`, `gradient`, `prepare` or `apply`.
+    pub what: &'static str,
+    /// Batch size.
+    pub batch: usize,
+    /// Median, min, max milliseconds.
+    pub median_ms: f64,
+    /// Fastest run.
+    pub min_ms: f64,
+    /// Slowest run.
+    pub max_ms: f64,
+    /// Matmul FLOPs the operation needs, per run.
+    pub flops: f64,
+}
+
+impl Timing {
+    /// Achieved GFLOP/s at the median.
+    pub fn gflops(&self) -> f64 {
+        self.flops / (self.median_ms * 1e6)
+    }
+}
+
+/// A whole benchmark run.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// Best median GEMM GFLOP/s over Curves-like shapes, same library and threads.
+    pub gemm_peak_gflops: f64,
+    /// Compile time of the Fisher product: graph build, autodiff, simplify, codegen (ms).
+    pub compile_ms: [f64; 4],
+    /// Memory plan of the Fisher product per batch (bytes).
+    pub peak_bytes: Vec<(usize, usize)>,
+    /// Timings.
+    pub results: Vec<Timing>,
+}
+
+fn time_runs(runs: usize, mut f: impl FnMut() -> Result<(), Error>) -> Result<(f64, f64, f64), Error> {
+    f()?; // warm-up
+    let mut ms: Vec<f64> = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        f()?;
+        ms.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    ms.sort_by(f64::total_cmp);
+    Ok((ms[ms.len() / 2], ms[0], ms[ms.len() - 1]))
+}
+
+/// FLOPs of the matmuls of `graph`, split by whether they depend on a `v.` input.
+fn matmul_flops(graph: &Graph, batch: usize) -> (f64, f64) {
+    let mut tangent = vec![false; graph.len()];
+    let (mut without, mut with) = (0.0, 0.0);
+    for id in graph.node_ids() {
+        tangent[id.index()] = matches!(graph.op(id), Op::Input { name, .. } if name.starts_with("v."))
+            || graph.inputs(id).iter().any(|i| tangent[i.index()]);
+        if let Op::MatMul { transpose_a, .. } = graph.op(id) {
+            let a = graph.shape(graph.inputs(id)[0]).resolve(batch);
+            let k = if *transpose_a { a[0] } else { a[1] };
+            let f = 2.0 * graph.shape(id).num_elements(batch) as f64 * k as f64;
+            if tangent[id.index()] { with += f } else { without += f }
+        }
+    }
+    (without, with)
+}
+
+fn flops_of(graph: &Graph, batch: usize) -> f64 {
+    let (a, b) = matmul_flops(graph, batch);
+    a + b
+}
+
+/// Best median GFLOP/s of the GEMM library on the shapes of the model's first layer.
+fn gemm_peak<T: Element>(batch: usize, n_in: usize, n_out: usize, runs: usize) -> Result<f64, Error> {
+    let shapes = [(batch, n_in, n_out), (batch, n_out, n_in), (n_in, batch, n_out)];
+    let mut best: f64 = 0.0;
+    for (m, k, n) in shapes {
+        let a = vec![T::from_f64(0.5); m * k];
+        let b = vec![T::from_f64(0.25); k * n];
+        let mut c = vec![T::zero(); m * n];
+        let (median, _, _) = time_runs(runs, || {
+            natgrad_cpu::host::matmul(&a, [m, k], false, &b, [k, n], false, &mut c);
+            Ok(())
+        })?;
+        best = best.max(2.0 * (m * k * n) as f64 / (median * 1e6));
+    }
+    Ok(best)
+}
+
+/// Runs the benchmark for `model` (built by `build`, timed as graph construction).
+pub fn run<T: Element>(
+    build: impl Fn() -> Result<Model, Error>,
+    batches: &[usize],
+    runs: usize,
+) -> Result<Report, Error> {
+    let start = Instant::now();
+    let model = build()?;
+    let build_time = start.elapsed();
+    let options = CompileOptions::default();
+    let mut fvp = compile_fisher_product::<T>(&model, &options)?;
+    let compile_ms = [
+        build_time.as_secs_f64() * 1e3,
+        fvp.report.autodiff.as_secs_f64() * 1e3,
+        fvp.report.simplify.as_secs_f64() * 1e3,
+        (fvp.report.lower + fvp.report.codegen).as_secs_f64() * 1e3,
+    ];
+    let mut gradient = compile_gradient::<T>(&model, &options)?;
+    let mut loss = compile_loss::<T>(&model, &options)?;
+    let product_graph = fisher_product(&model)?.graph;
+    let gradient_graph = natgrad_autodiff::gradient(&model)?.graph;
+    let n = model.layout.len();
+    let width = model.graph.shape(model.input).0[1].resolve(1);
+    let n_out = model
+        .graph
+        .shape(first_matmul(&model.graph).unwrap_or(model.input))
+        .0
+        .last()
+        .map_or(1, |d| d.resolve(1));
+    let theta: Vec<T> =
+        (0..n).map(|i| T::from_f64(((i * 7919) % 1000) as f64 / 1000.0 * 0.1 - 0.05)).collect();
+    let v: Vec<T> = (0..n).map(|i| T::from_f64(((i * 104729) % 1000) as f64 / 1000.0 - 0.5)).collect();
+    let mut gv = vec![T::zero(); n];
+    let mut grad = vec![T::zero(); n];
+    let mut results = Vec::new();
+    let mut peak_bytes = Vec::new();
+    let mut gemm_peak_gflops: f64 = 0.0;
+    for &batch in batches {
+        let x: Vec<T> = (0..batch * width).map(|i| T::from_f64(((i * 31) % 97) as f64 / 97.0)).collect();
+        let targets: Vec<T> = if model.is_autoencoder() {
+            Vec::new()
+        } else {
+            vec![T::zero(); batch * model.graph.shape(model.targets).0[1].resolve(1)]
+        };
+        let targets = (!model.is_autoencoder()).then_some(targets.as_slice());
+        gemm_peak_gflops = gemm_peak_gflops.max(gemm_peak::<T>(batch, width, n_out, runs)?);
+        let (forward_flops, _) = matmul_flops(&model.graph, batch);
+        let (prepare_flops, apply_flops) = matmul_flops(&product_graph, batch);
+        let mut record = |what, (median_ms, min_ms, max_ms): (f64, f64, f64), flops| {
+            results.push(Timing { what, batch, median_ms, min_ms, max_ms, flops })
+        };
+        record("forward", time_runs(runs, || loss.loss(&theta, &x, targets).map(|_| ()))?, forward_flops);
+        record(
+            "gradient",
+            time_runs(runs, || gradient.loss_and_gradient(&theta, &x, targets, &mut grad).map(|_| ()))?,
+            flops_of(&gradient_graph, batch),
+        );
+        record("prepare", time_runs(runs, || fvp.prepare(&theta, &x))?, prepare_flops);
+        record("apply", time_runs(runs, || fvp.apply(&v, &mut gv))?, apply_flops);
+        peak_bytes.push((batch, fvp.peak_bytes().unwrap_or(0)));
+    }
+    Ok(Report { gemm_peak_gflops, compile_ms, peak_bytes, results })
+}
+
+fn first_matmul(graph: &Graph) -> Option<NodeId> {
+    graph.node_ids().find(|&id| matches!(graph.op(id), Op::MatMul { .. }))
+}
+
+impl Report {
+    /// A human-readable table.
+    pub fn table(&self) -> String {
+        let mut out =
+            format!("GEMM peak (matrixmultiply, same threads): {:.1} GFLOP/s\n", self.gemm_peak_gflops);
+        let [build, autodiff, simplify, codegen] = self.compile_ms;
+        let _ = writeln!(
+            out,
+            "compile: {:.1} ms total = graph {build:.1} + autodiff {autodiff:.1} + simplify {simplify:.1} + codegen {codegen:.1}",
+            build + autodiff + simplify + codegen
+        );
+        for (batch, bytes) in &self.peak_bytes {
+            let _ =
+                writeln!(out, "memory plan at batch {batch}: {:.1} MiB", *bytes as f64 / (1 << 20) as f64);
+        }
+        let _ = writeln!(
+            out,
+            "{:<9} {:>6} {:>10} {:>10} {:>10} {:>9} {:>7}",
+            "what", "batch", "median ms", "min ms", "max ms", "GFLOP/s", "of peak"
+        );
+        for r in &self.results {
+            let _ = writeln!(
+                out,
+                "{:<9} {:>6} {:>10.2} {:>10.2} {:>10.2} {:>9.1} {:>6.0}%",
+                r.what,
+                r.batch,
+                r.median_ms,
+                r.min_ms,
+                r.max_ms,
+                r.gflops(),
+                100.0 * r.gflops() / self.gemm_peak_gflops
+            );
+        }
+        out
+    }
+
+    /// The JSON form (`--json FILE`).
+    pub fn json(&self) -> String {
+        let results: Vec<String> = self
+            .results
+            .iter()
+            .map(|r| {
+                format!(
+                    "{{\"what\": \"{}\", \"batch\": {}, \"median_ms\": {:.4}, \"min_ms\": {:.4}, \"max_ms\": {:.4}, \"gflops\": {:.3}}}",
+                    r.what, r.batch, r.median_ms, r.min_ms, r.max_ms, r.gflops()
+                )
+            })
+            .collect();
+        let peak: Vec<String> =
+            self.peak_bytes.iter().map(|(b, n)| format!("{{\"batch\": {b}, \"bytes\": {n}}}")).collect();
+        format!(
+            "{{\"gemm_peak_gflops\": {:.3}, \"compile_ms\": {:.3}, \"compile_breakdown_ms\": {{\"graph\": {:.3}, \"autodiff\": {:.3}, \"simplify\": {:.3}, \"codegen\": {:.3}}}, \"memory_plan\": [{}], \"results\": [{}]}}\n",
+            self.gemm_peak_gflops,
+            self.compile_ms.iter().sum::<f64>(),
+            self.compile_ms[0],
+            self.compile_ms[1],
+            self.compile_ms[2],
+            self.compile_ms[3],
+            peak.join(", "),
+            results.join(", ")
+        )
+    }
+}
