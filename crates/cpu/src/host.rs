@@ -204,8 +204,13 @@ pub fn reduce<T: Element>(x: &[T], shape: &[usize], kind: Reduce, axes: &[usize]
     };
     if out_len == 0 || len == 0 {
     } else if leading {
-        for (i, &v) in x[..len].iter().enumerate() {
-            out[i % out_len] = combine(out[i % out_len], v);
+        // Row by row over contiguous chunks, so the inner loop vectorises.
+        for chunk in x[..len].chunks_exact(out_len) {
+            if kind == Reduce::Max {
+                out[..out_len].iter_mut().zip(chunk).for_each(|(o, &v)| *o = combine(*o, v));
+            } else {
+                out[..out_len].iter_mut().zip(chunk).for_each(|(o, &v)| *o = *o + v);
+            }
         }
     } else if trailing {
         let inner = len / out_len;

@@ -32,6 +32,22 @@ pub enum Work {
     BatchSize,
 }
 
+impl Work {
+    /// A short name of the kind of work, for profiles.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Work::Kernel { .. } => "kernel",
+            Work::MatMul { .. } => "matmul",
+            Work::Softmax { .. } => "softmax",
+            Work::Transpose { .. } => "transpose",
+            Work::Broadcast { .. } => "broadcast",
+            Work::Reduce { .. } => "reduce",
+            Work::Constant { .. } => "constant",
+            Work::BatchSize => "batch_size",
+        }
+    }
+}
+
 /// A unit and the node whose value it produces (kernels produce several: `outputs`).
 #[derive(Clone, Debug)]
 pub struct Unit {

@@ -62,6 +62,7 @@ pub struct Session<T: Element> {
     buffer_of: HashMap<NodeId, usize>,
     bound: BTreeMap<String, bool>,
     peak_bytes: usize,
+    profile: Option<BTreeMap<&'static str, (usize, Duration)>>,
 }
 
 impl<T: Element> Program<T> {
@@ -154,6 +155,7 @@ impl<T: Element> Program<T> {
                 })
                 .collect(),
             peak_bytes: plan.sizes.iter().sum::<usize>() * std::mem::size_of::<T>(),
+            profile: None,
         };
         for (u, unit) in self.lowered.units.iter().enumerate() {
             if unit.phase == usize::MAX {
@@ -302,10 +304,26 @@ impl<T: Element> Session<T> {
         }
         for u in 0..self.program.lowered.units.len() {
             if self.program.lowered.units[u].phase == phase {
+                let start = self.profile.is_some().then(Instant::now);
                 self.execute(u);
+                if let (Some(profile), Some(start)) = (&mut self.profile, start) {
+                    let entry = profile.entry(self.program.lowered.units[u].work.kind()).or_default();
+                    entry.0 += 1;
+                    entry.1 += start.elapsed();
+                }
             }
         }
         Ok(())
+    }
+
+    /// Starts (or stops) accumulating time per kind of work (`kernel`, `matmul`, …).
+    pub fn set_profiling(&mut self, on: bool) {
+        self.profile = on.then(BTreeMap::new);
+    }
+
+    /// Calls and total time per kind of work since profiling started.
+    pub fn profile(&self) -> Option<&BTreeMap<&'static str, (usize, Duration)>> {
+        self.profile.as_ref()
     }
 
     /// The value of output `index` (after the phase computing it has run).

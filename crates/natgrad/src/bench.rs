@@ -45,6 +45,8 @@ pub struct Report {
     pub peak_bytes: Vec<(usize, usize)>,
     /// Timings.
     pub results: Vec<Timing>,
+    /// Where apply's time goes, per batch size.
+    pub profiles: Vec<String>,
 }
 
 fn time_runs(runs: usize, mut f: impl FnMut() -> Result<(), Error>) -> Result<(f64, f64, f64), Error> {
@@ -134,6 +136,7 @@ pub fn run<T: Element>(
     let mut grad = vec![T::zero(); n];
     let mut results = Vec::new();
     let mut peak_bytes = Vec::new();
+    let mut profiles = Vec::new();
     let mut gemm_peak_gflops: f64 = 0.0;
     for &batch in batches {
         let x: Vec<T> = (0..batch * width).map(|i| T::from_f64(((i * 31) % 97) as f64 / 97.0)).collect();
@@ -157,9 +160,26 @@ pub fn run<T: Element>(
         );
         record("prepare", time_runs(runs, || fvp.prepare(&theta, &x))?, prepare_flops);
         record("apply", time_runs(runs, || fvp.apply(&v, &mut gv))?, apply_flops);
+        fvp.set_profiling(true);
+        for _ in 0..runs {
+            fvp.apply(&v, &mut gv)?;
+        }
+        let profile = fvp.profile().unwrap_or_default();
+        fvp.set_profiling(false);
+        let total: f64 = profile.values().map(|(_, d)| d.as_secs_f64()).sum();
+        let mut line = format!("apply profile at batch {batch}:");
+        for (kind, (calls, time)) in &profile {
+            let _ = write!(
+                line,
+                " {kind} {:.1}% ({} calls/apply)",
+                100.0 * time.as_secs_f64() / total,
+                calls / runs
+            );
+        }
+        profiles.push(line);
         peak_bytes.push((batch, fvp.peak_bytes().unwrap_or(0)));
     }
-    Ok(Report { gemm_peak_gflops, compile_ms, peak_bytes, results })
+    Ok(Report { gemm_peak_gflops, compile_ms, peak_bytes, results, profiles })
 }
 
 fn first_matmul(graph: &Graph) -> Option<NodeId> {
@@ -186,6 +206,9 @@ impl Report {
             "{:<9} {:>6} {:>10} {:>10} {:>10} {:>9} {:>7}",
             "what", "batch", "median ms", "min ms", "max ms", "GFLOP/s", "of peak"
         );
+        for line in &self.profiles {
+            let _ = writeln!(out, "{line}");
+        }
         for r in &self.results {
             let _ = writeln!(
                 out,

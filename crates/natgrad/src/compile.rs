@@ -210,6 +210,20 @@ impl<T: Element> FisherProduct<T> {
     pub fn graph(&self) -> &Graph {
         self.sessions.program.graph()
     }
+
+    /// Time per kind of work (`kernel`, `matmul`, `reduce`, …) spent in `apply` calls since
+    /// the last `prepare`, when profiling is on (see [`FisherProduct::set_profiling`]).
+    pub fn profile(&mut self) -> Option<std::collections::BTreeMap<&'static str, (usize, Duration)>> {
+        let batch = self.prepared?;
+        self.sessions.get(batch).profile().cloned()
+    }
+
+    /// Turns per-kind timing of the prepared session on or off.
+    pub fn set_profiling(&mut self, on: bool) {
+        if let Some(batch) = self.prepared {
+            self.sessions.get(batch).set_profiling(on);
+        }
+    }
 }
 
 /// The compiled loss and gradient of a model on a batch.
