@@ -7,12 +7,15 @@
 pub mod bench;
 pub mod compile;
 pub mod models;
+pub mod npy;
+pub mod spec;
 
 pub use compile::{
     CompileOptions, FisherProduct, Gradient, Loss, compile_fisher_product, compile_gradient, compile_loss,
 };
 
 pub use natgrad_autodiff as autodiff;
+pub use natgrad_cpu::Element;
 pub use natgrad_ir as ir;
 pub use natgrad_ir::nn;
 pub use natgrad_rewrite as rewrite;

@@ -1,5 +1,6 @@
 //! The `natgrad` command-line tool.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -41,6 +42,48 @@ enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Fisher-vector product G·v of an MLP from .npy files (G averaged over the inputs).
+    Fvp {
+        /// spec.json describing the MLP.
+        #[arg(long)]
+        model: PathBuf,
+        /// Flat parameters θ (per layer: weight [fan_in, fan_out] row-major, then bias).
+        #[arg(long)]
+        params: PathBuf,
+        /// Metric batch [B, n_in].
+        #[arg(long)]
+        inputs: PathBuf,
+        /// The vector v (same length as θ).
+        #[arg(long)]
+        vector: PathBuf,
+        /// Where to write G·v.
+        #[arg(long)]
+        out: PathBuf,
+        /// Element type of the computation.
+        #[arg(long, value_enum, default_value_t = DTypeArg::F32)]
+        dtype: DTypeArg,
+    },
+    /// Loss (printed) and gradient of an MLP from .npy files.
+    Grad {
+        /// spec.json describing the MLP.
+        #[arg(long)]
+        model: PathBuf,
+        /// Flat parameters θ.
+        #[arg(long)]
+        params: PathBuf,
+        /// Inputs [B, n_in].
+        #[arg(long)]
+        inputs: PathBuf,
+        /// Targets [B, n_out] (one-hot for softmax).
+        #[arg(long)]
+        targets: PathBuf,
+        /// Where to write the gradient.
+        #[arg(long)]
+        out: PathBuf,
+        /// Element type of the computation.
+        #[arg(long, value_enum, default_value_t = DTypeArg::F32)]
+        dtype: DTypeArg,
+    },
 }
 
 #[derive(Subcommand)]
@@ -105,6 +148,54 @@ fn main() -> ExitCode {
     }
 }
 
+type Failure = Box<dyn std::error::Error>;
+
+fn read_as<T: natgrad::ir::Scalar>(path: &Path) -> Result<Vec<T>, Failure> {
+    Ok(natgrad::npy::read(path)?.1.into_iter().map(T::from_f64).collect())
+}
+
+fn fvp<T>(
+    model: &Path,
+    params: &Path,
+    inputs: &Path,
+    vector: &Path,
+    out: &Path,
+    dtype: DType,
+) -> Result<(), Failure>
+where
+    T: natgrad::Element + npyz::AutoSerialize + npyz::Serialize,
+{
+    let model = natgrad::spec::load(model, dtype)?;
+    let mut product = natgrad::compile_fisher_product::<T>(&model, &natgrad::CompileOptions::default())?;
+    product.prepare(&read_as::<T>(params)?, &read_as::<T>(inputs)?)?;
+    let v = read_as::<T>(vector)?;
+    let mut gv = vec![T::zero(); model.layout.len()];
+    product.apply(&v, &mut gv)?;
+    natgrad::npy::write(out, &[gv.len()], &gv)?;
+    Ok(())
+}
+
+fn grad<T>(
+    model: &Path,
+    params: &Path,
+    inputs: &Path,
+    targets: &Path,
+    out: &Path,
+    dtype: DType,
+) -> Result<f64, Failure>
+where
+    T: natgrad::Element + npyz::AutoSerialize + npyz::Serialize,
+{
+    let model = natgrad::spec::load(model, dtype)?;
+    let mut gradient = natgrad::compile_gradient::<T>(&model, &natgrad::CompileOptions::default())?;
+    let mut g = vec![T::zero(); model.layout.len()];
+    let targets = read_as::<T>(targets)?;
+    let loss =
+        gradient.loss_and_gradient(&read_as::<T>(params)?, &read_as::<T>(inputs)?, Some(&targets), &mut g)?;
+    natgrad::npy::write(out, &[g.len()], &g)?;
+    Ok(loss)
+}
+
 /// Node counts, matmuls, FLOPs at batch 1000 and simplify time, before and after.
 fn ir_stats(graph: &natgrad::ir::Graph) -> Result<String, Box<dyn std::error::Error>> {
     let simplified = rewrite::simplify(graph, &rewrite::Options::default())?;
@@ -154,6 +245,17 @@ fn init_tracing() {
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
+        Command::Fvp { model, params, inputs, vector, out, dtype } => match dtype {
+            DTypeArg::F32 => fvp::<f32>(&model, &params, &inputs, &vector, &out, DType::F32)?,
+            DTypeArg::F64 => fvp::<f64>(&model, &params, &inputs, &vector, &out, DType::F64)?,
+        },
+        Command::Grad { model, params, inputs, targets, out, dtype } => {
+            let loss = match dtype {
+                DTypeArg::F32 => grad::<f32>(&model, &params, &inputs, &targets, &out, DType::F32)?,
+                DTypeArg::F64 => grad::<f64>(&model, &params, &inputs, &targets, &out, DType::F64)?,
+            };
+            println!("loss {loss}");
+        }
         Command::Bench(BenchCommand::Fvp { model, batch, runs, dtype, json }) => {
             let runs = runs.max(1);
             let build = |d: DType| {

@@ -34,3 +34,132 @@ fn ir_accepts_mlp_specs_and_dot() {
     assert!(!ok);
     assert_eq!(err.trim(), "error: bad model spec `mlp:4,x:sigmoid`: `x` is not a layer size");
 }
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("natgrad-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn values(n: usize, seed: usize) -> Vec<f64> {
+    (0..n).map(|i| (((i + seed) * 7919) % 1000) as f64 / 1000.0 - 0.5).collect()
+}
+
+#[test]
+fn fvp_and_grad_round_trip_npy_files() {
+    use natgrad::ir::{Bindings, DType, Tensor, eval_nodes};
+    let dir = scratch("fvp");
+    let spec = r#"{"layers": [4, 3, 2], "activations": ["tanh", "softmax"], "output": "softmax"}"#;
+    std::fs::write(dir.join("spec.json"), spec).unwrap();
+    let model = natgrad::spec::load(&dir.join("spec.json"), DType::F64).unwrap();
+    let n = model.layout.len();
+    let (theta, x, v) = (values(n, 1), values(5 * 4, 2), values(n, 3));
+    let t: Vec<f64> = (0..5 * 2).map(|i| if i % 2 == (i / 2) % 2 { 1.0 } else { 0.0 }).collect();
+    natgrad::npy::write(&dir.join("theta.npy"), &[n], &theta).unwrap();
+    natgrad::npy::write(&dir.join("x.npy"), &[5, 4], &x.iter().map(|&v| v as f32).collect::<Vec<f32>>())
+        .unwrap();
+    natgrad::npy::write(&dir.join("v.npy"), &[n], &v).unwrap();
+    natgrad::npy::write(&dir.join("t.npy"), &[5, 2], &t).unwrap();
+    let path = |f: &str| dir.join(f).display().to_string();
+    let (ok, _, err) = natgrad(&[
+        "fvp",
+        "--model",
+        &path("spec.json"),
+        "--params",
+        &path("theta.npy"),
+        "--inputs",
+        &path("x.npy"),
+        "--vector",
+        &path("v.npy"),
+        "--out",
+        &path("gv.npy"),
+        "--dtype",
+        "f64",
+    ]);
+    assert!(ok, "{err}");
+    let (shape, gv) = natgrad::npy::read(&dir.join("gv.npy")).unwrap();
+    assert_eq!(shape, vec![n]);
+    // Reference: the interpreter on the naive product (x was stored as f32).
+    let x32: Vec<f64> = x.iter().map(|&v| v as f32 as f64).collect();
+    let product = natgrad::autodiff::fisher_product(&model).unwrap();
+    let mut b = Bindings::new().with("x_metric", Tensor::new(vec![5, 4], x32.clone()).unwrap());
+    model.layout.bind(&theta, &mut b).unwrap();
+    for slot in model.layout.slots() {
+        b.set(
+            format!("v.{}", slot.name),
+            Tensor::new(slot.shape.clone(), v[slot.offset..slot.offset + slot.len()].to_vec()).unwrap(),
+        );
+    }
+    let expected: Vec<f64> = eval_nodes(&product.graph, &b, &product.results)
+        .unwrap()
+        .into_iter()
+        .flat_map(|t| t.into_data())
+        .collect();
+    for (a, e) in gv.iter().zip(&expected) {
+        assert!((a - e).abs() < 1e-12, "{a} vs {e}");
+    }
+
+    let (ok, stdout, err) = natgrad(&[
+        "grad",
+        "--model",
+        &path("spec.json"),
+        "--params",
+        &path("theta.npy"),
+        "--inputs",
+        &path("x.npy"),
+        "--targets",
+        &path("t.npy"),
+        "--out",
+        &path("g.npy"),
+        "--dtype",
+        "f64",
+    ]);
+    assert!(ok, "{err}");
+    let loss: f64 = stdout.trim().strip_prefix("loss ").unwrap().parse().unwrap();
+    let b = Bindings::new()
+        .with("x", Tensor::new(vec![5, 4], x32).unwrap())
+        .with("t", Tensor::new(vec![5, 2], t).unwrap());
+    let mut b = b;
+    model.layout.bind(&theta, &mut b).unwrap();
+    let expected = eval_nodes(&model.graph, &b, &[model.loss]).unwrap()[0].data()[0];
+    assert!((loss - expected).abs() < 1e-12, "{loss} vs {expected}");
+    assert_eq!(natgrad::npy::read(&dir.join("g.npy")).unwrap().0, vec![n]);
+
+    // A vector of the wrong length is an error naming it.
+    natgrad::npy::write(&dir.join("short.npy"), &[3], &[1.0f64, 2.0, 3.0]).unwrap();
+    let (ok, _, err) = natgrad(&[
+        "fvp",
+        "--model",
+        &path("spec.json"),
+        "--params",
+        &path("theta.npy"),
+        "--inputs",
+        &path("x.npy"),
+        "--vector",
+        &path("short.npy"),
+        "--out",
+        &path("gv.npy"),
+    ]);
+    assert!(!ok);
+    assert_eq!(err.trim(), format!("error: v: expected {n}, got 3 values"));
+    std::fs::write(
+        dir.join("bad.json"),
+        r#"{"layers": [4, 2], "activations": ["tanh"], "output": "softmax"}"#,
+    )
+    .unwrap();
+    let (ok, _, err) = natgrad(&[
+        "grad",
+        "--model",
+        &path("bad.json"),
+        "--params",
+        &path("theta.npy"),
+        "--inputs",
+        &path("x.npy"),
+        "--targets",
+        &path("t.npy"),
+        "--out",
+        &path("g.npy"),
+    ]);
+    assert!(!ok && err.contains("must be the output activation"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
