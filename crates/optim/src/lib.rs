@@ -1,0 +1,20 @@
+//! natgrad's optimizer layer: linear solvers that invert the metric — CG with Martens'
+//! stopping rule and MinRes-QLP — written against [`VectorOps`] and a matrix-free operator,
+//! so the same code drives host vectors today and device vectors later. Solver scalars are
+//! f64 even when vectors are f32. Must not depend on a code generator or GPU runtime.
+
+#![warn(missing_docs)]
+
+pub mod cg;
+pub mod minres_qlp;
+pub mod vector;
+
+pub use cg::{CgFlag, CgOptions, CgResult, cg};
+pub use minres_qlp::{MinresFlag, MinresQlpOptions, MinresResult, minres_qlp};
+pub use vector::{HostOf, VectorOps};
+
+/// An error from the operator (e.g. a compiled metric product).
+pub type OpError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A matrix-free symmetric operator: `out ← A · x`.
+pub type Operator<'a, V> = dyn FnMut(&V, &mut V) -> Result<(), OpError> + 'a;
