@@ -1,16 +1,25 @@
 //! natgrad's optimizer layer: linear solvers that invert the metric — CG with Martens'
-//! stopping rule and MinRes-QLP — written against [`VectorOps`] and a matrix-free operator,
+//! stopping rule and MinRes-QLP — and the optimizers built on them (NGD, NCG, Hessian-free,
+//! SGD), written against [`VectorOps`] and a matrix-free operator,
 //! so the same code drives host vectors today and device vectors later. Solver scalars are
 //! f64 even when vectors are f32. Must not depend on a code generator or GPU runtime.
 
 #![warn(missing_docs)]
 
 pub mod cg;
+pub mod damping;
+pub mod methods;
 pub mod minres_qlp;
+pub mod problem;
+pub mod train;
 pub mod vector;
 
 pub use cg::{CgFlag, CgOptions, CgResult, cg};
+pub use damping::{Damping, reduction_ratio};
+pub use methods::{Conjugacy, HessianFree, Ncg, Ngd, SecondOrder, Sgd, Solver, StepSize};
 pub use minres_qlp::{MinresFlag, MinresQlpOptions, MinresResult, minres_qlp};
+pub use problem::Problem;
+pub use train::{Optimizer, Record, StepInfo, StopWhen, TrainError, train};
 pub use vector::{HostOf, VectorOps};
 
 /// An error from the operator (e.g. a compiled metric product).
