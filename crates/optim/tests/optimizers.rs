@@ -135,7 +135,7 @@ fn every_method_decreases_a_quadratic() {
         damping: Damping::LevenbergMarquardt { initial: 1.0 },
     };
     let start = quadratic(8, true).loss(&vec![0.0; 8]).unwrap();
-    let mut run = |opt: &mut dyn FnMut(&mut Quadratic, &mut Vec<f64>)| {
+    let run = |opt: &mut dyn FnMut(&mut Quadratic, &mut Vec<f64>)| {
         let mut q = quadratic(8, true);
         let mut theta = vec![0.0; 8];
         for _ in 0..5 {
