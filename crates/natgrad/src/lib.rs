@@ -7,7 +7,6 @@
 pub mod bench;
 pub mod compile;
 pub mod models;
-pub mod npy;
 pub mod spec;
 
 pub use compile::{
@@ -16,8 +15,11 @@ pub use compile::{
 
 pub use natgrad_autodiff as autodiff;
 pub use natgrad_cpu::Element;
+pub use natgrad_data as data;
+pub use natgrad_data::npy;
 pub use natgrad_ir as ir;
 pub use natgrad_ir::nn;
+pub use natgrad_optim as optim;
 pub use natgrad_rewrite as rewrite;
 
 /// The names most programs need.
