@@ -330,3 +330,65 @@ impl<T: Element> Loss<T> {
         Ok(self.sessions.get(batch).output(0)[0].as_f64())
     }
 }
+
+/// The autoencoder reconstruction error `Σᵤ (yᵤ − xᵤ)²`, averaged over examples (no ½, not
+/// divided by the units: the error the Curves papers report).
+pub struct ReconstructionError<T: Element> {
+    sessions: Sessions<T>,
+    layout: ParamLayout,
+    input: String,
+    width: usize,
+}
+
+/// Compiles the reconstruction error of an autoencoder.
+pub fn compile_reconstruction_error<T: Element>(
+    model: &Model,
+    options: &CompileOptions,
+) -> Result<ReconstructionError<T>, Error> {
+    use natgrad_ir::{Binary, Op, Provenance, Reduce, Unary};
+    let (mut graph, map) = model.graph.extract(&[model.output], |op| op.clone())?;
+    let (x, y) = (
+        map[model.input.index()].expect("input feeds the output"),
+        map[model.output.index()].expect("extracted"),
+    );
+    let none = Provenance::default;
+    let diff = graph.add_with(Op::Binary(Binary::Sub), &[y, x], none())?;
+    let square = graph.add_with(Op::Unary(Unary::Square), &[diff], none())?;
+    let per_example = graph.add_with(
+        Op::Reduce { kind: Reduce::Sum, axes: vec![1], keep_dims: false },
+        &[square],
+        none(),
+    )?;
+    let mean = graph.add_with(
+        Op::Reduce { kind: Reduce::Mean, axes: vec![0], keep_dims: false },
+        &[per_example],
+        none(),
+    )?;
+    graph.set_outputs(vec![mean]);
+    let mut names: Vec<&str> = model.layout.slots().iter().map(|s| s.name.as_str()).collect();
+    names.push(model.input_name());
+    let program = Arc::new(Program::compile(&graph, &[&names], options)?);
+    Ok(ReconstructionError {
+        sessions: Sessions { program, by_batch: HashMap::new() },
+        layout: model.layout.clone(),
+        input: model.input_name().to_string(),
+        width: input_width(model),
+    })
+}
+
+impl<T: Element> ReconstructionError<T> {
+    /// The error over all of `inputs`, evaluated in chunks of at most `chunk` examples.
+    pub fn error(&mut self, params: &[T], inputs: &[T], chunk: usize) -> Result<f64, Error> {
+        let total = batch_of("inputs", inputs.len(), self.width)?;
+        let mut sum = 0.0;
+        for rows in inputs.chunks(chunk.max(1) * self.width) {
+            let batch = rows.len() / self.width;
+            let session = self.sessions.get(batch);
+            set_params(session, &self.layout, "", params)?;
+            session.set(&self.input, rows)?;
+            session.run(0)?;
+            sum += session.output(0)[0].as_f64() * batch as f64;
+        }
+        Ok(sum / total as f64)
+    }
+}

@@ -6,8 +6,11 @@
 
 pub mod bench;
 pub mod compile;
+pub mod curves_bench;
 pub mod models;
+pub mod plot;
 pub mod spec;
+pub mod training;
 
 pub use compile::{
     CompileOptions, FisherProduct, Gradient, Loss, compile_fisher_product, compile_gradient, compile_loss,

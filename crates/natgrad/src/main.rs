@@ -5,9 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use natgrad::autodiff;
+use natgrad::curves_bench::{CurvesBench, Method};
 use natgrad::models::model_from_spec;
 use natgrad::prelude::DType;
 use natgrad::rewrite;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(name = "natgrad", version, about = "Natural-gradient training with a symbolic graph compiler")]
@@ -88,6 +90,29 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// The Curves benchmark of the paper's section 10 (Figure 3): NGD, NGD-L, NCG-L, NCG-F,
+    /// SGD and Hessian-free on the Curves autoencoder, each under a wall-clock budget.
+    Curves {
+        /// The paper's configuration: all 20,000 / 10,000 images, paper batch sizes and solver
+        /// limits (default: a quarter of the data and smaller solver limits).
+        #[arg(long)]
+        full: bool,
+        /// Methods, comma separated (ngd, ngd-l, ncg-l, ncg-f, sgd, hf).
+        #[arg(long, value_delimiter = ',', default_value = "ngd,ngd-l,ncg-l,ncg-f,sgd,hf")]
+        methods: Vec<String>,
+        /// Seconds of training per method.
+        #[arg(long, default_value_t = 25.0)]
+        budget: f64,
+        /// Output directory (CSV, PNG, SVG, summary table).
+        #[arg(long, default_value = "target/curves")]
+        out: PathBuf,
+        /// Directory with train.npy and test.npy (N×784) to use instead of generated data.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Seed for data, initialisation and batches.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Forward, loss+gradient, Fisher prepare and apply: median times, GFLOP/s, GEMM peak.
     Fvp {
         /// `curves` or `mlp:SIZES:ACTIVATIONS`.
@@ -245,6 +270,21 @@ fn init_tracing() {
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
+        Command::Bench(BenchCommand::Curves { full, methods, budget, out, data, seed }) => {
+            let methods = methods
+                .iter()
+                .map(|m| {
+                    Method::from_name(m.trim())
+                        .ok_or_else(|| format!("unknown method `{m}` (ngd, ngd-l, ncg-l, ncg-f, sgd, hf)"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if !(budget > 0.0) {
+                return Err(format!("--budget must be a positive number of seconds, got {budget}").into());
+            }
+            let options =
+                CurvesBench { full, methods, budget: Duration::from_secs_f64(budget), out, data, seed };
+            natgrad::curves_bench::run(&options)?;
+        }
         Command::Fvp { model, params, inputs, vector, out, dtype } => match dtype {
             DTypeArg::F32 => fvp::<f32>(&model, &params, &inputs, &vector, &out, DType::F32)?,
             DTypeArg::F64 => fvp::<f64>(&model, &params, &inputs, &vector, &out, DType::F64)?,

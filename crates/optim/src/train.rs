@@ -83,7 +83,7 @@ pub enum TrainError {
 
 /// Runs `optimizer` from `theta` until `stop`; `on_record` sees every record as it is made
 /// (progress bars, evaluation at chosen iterations). Returns the records.
-pub fn train<P: Problem, O: Optimizer<P>>(
+pub fn train<P: Problem, O: Optimizer<P> + ?Sized>(
     problem: &mut P,
     optimizer: &mut O,
     theta: &mut <P::Ops as VectorOps>::Vector,
