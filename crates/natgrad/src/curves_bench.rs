@@ -75,6 +75,10 @@ pub struct CurvesBench {
     pub data: Option<PathBuf>,
     /// Seed for data, initialisation and batches.
     pub seed: u64,
+    /// Override of the generated (train, test) sizes.
+    pub sizes: Option<(usize, usize)>,
+    /// Also stop each method after this many iterations.
+    pub max_iterations: Option<usize>,
 }
 
 impl CurvesBench {
@@ -87,11 +91,13 @@ impl CurvesBench {
             out: PathBuf::from("target/curves"),
             data: None,
             seed: 1,
+            sizes: None,
+            max_iterations: None,
         }
     }
 
     fn sizes(&self) -> (usize, usize) {
-        if self.full { (20_000, 10_000) } else { (5_000, 2_500) }
+        self.sizes.unwrap_or(if self.full { (20_000, 10_000) } else { (5_000, 2_500) })
     }
 }
 
@@ -100,6 +106,8 @@ impl CurvesBench {
 pub struct Summary {
     /// Method.
     pub method: Method,
+    /// Squared error on the training set at the initial parameters.
+    pub initial_error: f64,
     /// Iterations run.
     pub iterations: usize,
     /// Training seconds (evaluation excluded).
@@ -224,7 +232,11 @@ pub fn run(options: &CurvesBench) -> Result<Vec<Summary>, Failure> {
             &mut problem,
             optimizer.as_mut(),
             &mut theta,
-            &StopWhen { time: Some(options.budget), ..StopWhen::default() },
+            &StopWhen {
+                time: Some(options.budget),
+                max_iterations: options.max_iterations,
+                ..StopWhen::default()
+            },
             |record, theta| {
                 let seconds = record.seconds - eval_seconds;
                 if record.iteration >= next_eval {
@@ -271,6 +283,7 @@ pub fn run(options: &CurvesBench) -> Result<Vec<Summary>, Failure> {
         );
         summaries.push(Summary {
             method,
+            initial_error: start_error,
             iterations,
             seconds,
             train_error,

@@ -278,11 +278,18 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                         .ok_or_else(|| format!("unknown method `{m}` (ngd, ngd-l, ncg-l, ncg-f, sgd, hf)"))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            if !(budget > 0.0) {
+            if budget.is_nan() || budget <= 0.0 {
                 return Err(format!("--budget must be a positive number of seconds, got {budget}").into());
             }
-            let options =
-                CurvesBench { full, methods, budget: Duration::from_secs_f64(budget), out, data, seed };
+            let options = CurvesBench {
+                full,
+                methods,
+                budget: Duration::from_secs_f64(budget),
+                out,
+                data,
+                seed,
+                ..CurvesBench::reduced()
+            };
             natgrad::curves_bench::run(&options)?;
         }
         Command::Fvp { model, params, inputs, vector, out, dtype } => match dtype {
