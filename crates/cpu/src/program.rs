@@ -121,6 +121,35 @@ impl<T: Element> Program<T> {
         })
     }
 
+    /// [`Program::compile`] through a per-thread cache keyed on the canonical IR text of
+    /// `graph` (plus dtype, phases and options): compiling the same graph again returns the
+    /// same program without running the simplifier or the JIT. (JIT modules are not `Send`,
+    /// so the cache is per thread.)
+    pub fn compile_cached(
+        graph: &Graph,
+        phases: &[&[&str]],
+        options: &CompileOptions,
+    ) -> Result<Arc<Program<T>>, Error> {
+        thread_local! {
+            static CACHE: std::cell::RefCell<HashMap<String, Box<dyn std::any::Any>>> = std::cell::RefCell::new(HashMap::new());
+        }
+        let key = format!(
+            "{}|{phases:?}|{}|{}\n{}",
+            std::any::type_name::<T>(),
+            options.simplify,
+            options.threads,
+            natgrad_ir::text::print(graph)
+        );
+        if let Some(hit) =
+            CACHE.with(|c| c.borrow().get(&key).and_then(|p| p.downcast_ref::<Arc<Program<T>>>().cloned()))
+        {
+            return Ok(hit);
+        }
+        let program = Arc::new(Program::compile(graph, phases, options)?);
+        CACHE.with(|c| c.borrow_mut().insert(key, Box::new(Arc::clone(&program))));
+        Ok(program)
+    }
+
     /// The optimized graph that was lowered.
     pub fn graph(&self) -> &Graph {
         &self.graph

@@ -137,7 +137,7 @@ pub fn compile_fisher_product<T: Element>(
     let start = Instant::now();
     let product = fisher_product(model)?;
     let autodiff = start.elapsed();
-    let program = Arc::new(compile_product(&product, model, options)?);
+    let program = compile_product(&product, model, options)?;
     Ok(FisherProduct {
         report: CompileReport::new(autodiff, &program),
         sessions: Sessions { program, by_batch: HashMap::new() },
@@ -151,14 +151,14 @@ fn compile_product<T: Element>(
     product: &Product,
     model: &Model,
     options: &CompileOptions,
-) -> Result<Program<T>, Error> {
+) -> Result<Arc<Program<T>>, Error> {
     let mut first: Vec<String> = model.layout.slots().iter().map(|s| s.name.clone()).collect();
     first.push(METRIC_INPUT.to_string());
     first.push(natgrad_autodiff::METRIC_TARGETS.to_string());
     let second: Vec<String> = model.layout.slots().iter().map(|s| format!("v.{}", s.name)).collect();
     let first: Vec<&str> = first.iter().map(String::as_str).collect();
     let second: Vec<&str> = second.iter().map(String::as_str).collect();
-    Ok(Program::compile(&product.graph, &[&first, &second], options)?)
+    Ok(Program::compile_cached(&product.graph, &[&first, &second], options)?)
 }
 
 impl<T: Element> FisherProduct<T> {
@@ -240,7 +240,7 @@ pub fn compile_gradient<T: Element>(model: &Model, options: &CompileOptions) -> 
     let start = Instant::now();
     let graph = gradient(model)?.graph;
     let autodiff = start.elapsed();
-    let program = Arc::new(compile_model_graph(&graph, model, options)?);
+    let program = compile_model_graph(&graph, model, options)?;
     Ok(Gradient {
         report: CompileReport::new(autodiff, &program),
         sessions: Sessions { program, by_batch: HashMap::new() },
@@ -253,13 +253,13 @@ fn compile_model_graph<T: Element>(
     graph: &Graph,
     model: &Model,
     options: &CompileOptions,
-) -> Result<Program<T>, Error> {
+) -> Result<Arc<Program<T>>, Error> {
     let mut names: Vec<&str> = model.layout.slots().iter().map(|s| s.name.as_str()).collect();
     names.push(model.input_name());
     if !model.is_autoencoder() {
         names.push(model.targets_name());
     }
-    Ok(Program::compile(graph, &[&names], options)?)
+    Ok(Program::compile_cached(graph, &[&names], options)?)
 }
 
 fn bind_batch<T: Element>(
@@ -315,7 +315,7 @@ pub struct Loss<T: Element> {
 
 /// Compiles the model's loss.
 pub fn compile_loss<T: Element>(model: &Model, options: &CompileOptions) -> Result<Loss<T>, Error> {
-    let program = Arc::new(compile_model_graph(&model.graph, model, options)?);
+    let program = compile_model_graph(&model.graph, model, options)?;
     Ok(Loss {
         sessions: Sessions { program, by_batch: HashMap::new() },
         model: model.clone(),
@@ -367,7 +367,7 @@ pub fn compile_reconstruction_error<T: Element>(
     graph.set_outputs(vec![mean]);
     let mut names: Vec<&str> = model.layout.slots().iter().map(|s| s.name.as_str()).collect();
     names.push(model.input_name());
-    let program = Arc::new(Program::compile(&graph, &[&names], options)?);
+    let program = Program::compile_cached(&graph, &[&names], options)?;
     Ok(ReconstructionError {
         sessions: Sessions { program, by_batch: HashMap::new() },
         layout: model.layout.clone(),

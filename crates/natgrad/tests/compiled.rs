@@ -134,3 +134,15 @@ fn bad_lengths_are_typed_errors() {
     let err = compile_loss::<f32>(&model, &CompileOptions::default()).err().unwrap();
     assert!(err.to_string().contains("has dtype f64, but the program computes in f32"), "{err}");
 }
+
+#[test]
+fn compiling_the_same_graph_twice_hits_the_cache() {
+    let model = nn::mlp(&[9, 6, 5], &[Activation::Tanh, Activation::Softmax], DType::F64).unwrap();
+    let first = compile_fisher_product::<f64>(&model, &CompileOptions::default()).unwrap();
+    let second = compile_fisher_product::<f64>(&model, &CompileOptions::default()).unwrap();
+    assert!(std::ptr::eq(first.graph(), second.graph()), "the second compile reuses the cached program");
+    // A different model is a different program.
+    let other = nn::mlp(&[9, 7, 5], &[Activation::Tanh, Activation::Softmax], DType::F64).unwrap();
+    let third = compile_fisher_product::<f64>(&other, &CompileOptions::default()).unwrap();
+    assert!(!std::ptr::eq(first.graph(), third.graph()));
+}
