@@ -129,13 +129,39 @@ pub struct FisherProduct<T: Element> {
     pub report: CompileReport,
 }
 
+/// Which curvature matrix a metric product multiplies by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MetricKind {
+    /// The Fisher information (eq. 7, 8, 30) — needs no targets.
+    #[default]
+    Fisher,
+    /// The extended Gauss-Newton matrix of the loss as written (eq. 10).
+    GaussNewton,
+    /// TONGA's empirical Fisher, the uncentred covariance of per-example gradients (eq. 9) —
+    /// needs targets for the metric batch unless the model is an autoencoder.
+    EmpiricalFisher,
+}
+
 /// Compiles the model's Fisher product once: autodiff, simplify, lower, JIT.
 pub fn compile_fisher_product<T: Element>(
     model: &Model,
     options: &CompileOptions,
 ) -> Result<FisherProduct<T>, Error> {
+    compile_metric_product(model, MetricKind::Fisher, options)
+}
+
+/// Compiles a metric product of the chosen kind (same interface as the Fisher product).
+pub fn compile_metric_product<T: Element>(
+    model: &Model,
+    kind: MetricKind,
+    options: &CompileOptions,
+) -> Result<FisherProduct<T>, Error> {
     let start = Instant::now();
-    let product = fisher_product(model)?;
+    let product = match kind {
+        MetricKind::Fisher => fisher_product(model)?,
+        MetricKind::GaussNewton => natgrad_autodiff::gauss_newton_product(model)?,
+        MetricKind::EmpiricalFisher => natgrad_autodiff::empirical_fisher_product(model)?,
+    };
     let autodiff = start.elapsed();
     let program = compile_product(&product, model, options)?;
     Ok(FisherProduct {
@@ -165,11 +191,25 @@ impl<T: Element> FisherProduct<T> {
     /// Runs the forward pass on the metric batch (row-major `[B, n_in]`) and caches the
     /// activations; `B` is taken from the batch's length.
     pub fn prepare(&mut self, params: &[T], metric_batch: &[T]) -> Result<(), Error> {
+        self.prepare_with_targets(params, metric_batch, None)
+    }
+
+    /// [`FisherProduct::prepare`] for metrics that need the metric batch's targets (the
+    /// empirical Fisher and Gauss-Newton of non-autoencoders).
+    pub fn prepare_with_targets(
+        &mut self,
+        params: &[T],
+        metric_batch: &[T],
+        targets: Option<&[T]>,
+    ) -> Result<(), Error> {
         check_len("params", self.layout.len(), params.len())?;
         let batch = batch_of("metric batch", metric_batch.len(), self.input_width)?;
         let session = self.sessions.get(batch);
         set_params(session, &self.layout, "", params)?;
         session.set(METRIC_INPUT, metric_batch)?;
+        if let Some(targets) = targets {
+            session.set(natgrad_autodiff::METRIC_TARGETS, targets)?;
+        }
         session.run(0)?;
         self.prepared = Some(batch);
         Ok(())

@@ -14,7 +14,7 @@ use natgrad_optim::{
     Conjugacy, Damping, HessianFree, Ncg, Ngd, Optimizer, SecondOrder, Sgd, Solver, StepSize, StopWhen, train,
 };
 
-use crate::compile::{CompileOptions, compile_reconstruction_error};
+use crate::compile::{CompileOptions, MetricKind, compile_reconstruction_error};
 use crate::plot::{Series, figure};
 use crate::training::{Batching, MetricSource, ModelProblem, sparse_init};
 
@@ -158,6 +158,7 @@ fn setup(
         metric: if full { None } else { Some(quarter) },
         source: MetricSource::OtherBatch,
         seed,
+        metric_kind: MetricKind::Fisher,
     };
     match method {
         Method::Ngd => (
@@ -167,6 +168,7 @@ fn setup(
                 metric: Some(quarter),
                 source: MetricSource::OtherBatch,
                 seed,
+                metric_kind: MetricKind::Fisher,
             },
         ),
         Method::NgdL => (Box::new(Ngd::new(second, StepSize::LineSearch)), full_batch),
@@ -174,7 +176,13 @@ fn setup(
         Method::NcgF => (Box::new(Ncg::<Vec<f32>>::new(second, Conjugacy::PolakRibiere)), full_batch),
         Method::Sgd => (
             Box::new(Sgd::<Vec<f32>>::new(0.01, 0.0)),
-            Batching { gradient: Some(100), metric: Some(100), source: MetricSource::SameBatch, seed },
+            Batching {
+                gradient: Some(100),
+                metric: Some(100),
+                source: MetricSource::SameBatch,
+                seed,
+                metric_kind: MetricKind::Fisher,
+            },
         ),
         Method::Hf => {
             let hf = SecondOrder {
@@ -184,7 +192,13 @@ fn setup(
             };
             (
                 Box::new(HessianFree::<Vec<f32>>::new(hf)),
-                Batching { gradient: None, metric: Some(quarter), source: MetricSource::OtherBatch, seed },
+                Batching {
+                    gradient: None,
+                    metric: Some(quarter),
+                    source: MetricSource::OtherBatch,
+                    seed,
+                    metric_kind: MetricKind::Fisher,
+                },
             )
         }
     }

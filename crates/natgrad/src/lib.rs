@@ -13,7 +13,8 @@ pub mod spec;
 pub mod training;
 
 pub use compile::{
-    CompileOptions, FisherProduct, Gradient, Loss, compile_fisher_product, compile_gradient, compile_loss,
+    CompileOptions, FisherProduct, Gradient, Loss, MetricKind, compile_fisher_product, compile_gradient,
+    compile_loss, compile_metric_product,
 };
 
 pub use natgrad_autodiff as autodiff;

@@ -9,8 +9,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::compile::{
-    CompileOptions, Error, FisherProduct, Gradient, Loss, compile_fisher_product, compile_gradient,
-    compile_loss,
+    CompileOptions, Error, FisherProduct, Gradient, Loss, MetricKind, compile_gradient, compile_loss,
+    compile_metric_product,
 };
 
 /// Where the metric batch comes from.
@@ -35,6 +35,8 @@ pub struct Batching {
     pub source: MetricSource,
     /// Seed of the batch streams.
     pub seed: u64,
+    /// The curvature matrix (Fisher by default; the empirical Fisher gives TONGA-style NGD).
+    pub metric_kind: MetricKind,
 }
 
 /// A compiled model on a data set, as seen by the optimizers.
@@ -51,6 +53,7 @@ pub struct ModelProblem<T: Element> {
     gradient_inputs: Vec<T>,
     gradient_targets: Vec<T>,
     metric_inputs: Vec<T>,
+    metric_targets: Vec<T>,
     ops: HostOf<T>,
     /// Metric products computed so far.
     pub metric_products: usize,
@@ -75,7 +78,7 @@ impl<T: Element> ModelProblem<T> {
         let options = CompileOptions::default();
         let gradient = compile_gradient::<T>(model, &options)?;
         let loss = compile_loss::<T>(model, &options)?;
-        let fisher = compile_fisher_product::<T>(model, &options)?;
+        let fisher = compile_metric_product::<T>(model, batching.metric_kind, &options)?;
         let n = inputs.len();
         let gradient_stream =
             batching.gradient.filter(|&b| b < n).map(|b| BatchStream::new(n, b, batching.seed));
@@ -97,6 +100,7 @@ impl<T: Element> ModelProblem<T> {
             gradient_inputs: to_elements(&inputs.data),
             gradient_targets: targets.as_ref().map(|t| to_elements(&t.data)).unwrap_or_default(),
             metric_inputs: Vec::new(),
+            metric_targets: Vec::new(),
             inputs,
             targets,
             batching,
@@ -111,20 +115,29 @@ impl<T: Element> ModelProblem<T> {
     }
 
     fn fill_metric_batch(&mut self) {
-        let source = match &self.batching.source {
+        let (source, targets) = match &self.batching.source {
             MetricSource::SameBatch => {
                 self.metric_inputs.clone_from(&self.gradient_inputs);
+                self.metric_targets.clone_from(&self.gradient_targets);
                 return;
             }
-            MetricSource::OtherBatch => &self.inputs,
-            MetricSource::Unlabeled(d) => d,
+            MetricSource::OtherBatch => (&self.inputs, self.targets.as_ref()),
+            MetricSource::Unlabeled(d) => (d, None),
         };
         let mut rows = Vec::new();
-        match &mut self.metric_stream {
-            Some(stream) => source.gather(stream.next_indices(), &mut rows),
+        let indices: Option<Vec<usize>> = self.metric_stream.as_mut().map(|s| s.next_indices().to_vec());
+        match &indices {
+            Some(indices) => source.gather(indices, &mut rows),
             None => rows.clone_from(&source.data),
         }
         self.metric_inputs = to_elements(&rows);
+        if let Some(targets) = targets {
+            match &indices {
+                Some(indices) => targets.gather(indices, &mut rows),
+                None => rows.clone_from(&targets.data),
+            }
+            self.metric_targets = to_elements(&rows);
+        }
     }
 
     /// The model.
@@ -159,7 +172,9 @@ impl<T: Element> Problem for ModelProblem<T> {
     }
 
     fn prepare_metric(&mut self, theta: &Vec<T>) -> Result<(), OpError> {
-        self.fisher.prepare(theta, &self.metric_inputs).map_err(boxed)
+        let needs_targets = self.batching.metric_kind != MetricKind::Fisher && !self.model.is_autoencoder();
+        let targets = needs_targets.then_some(self.metric_targets.as_slice());
+        self.fisher.prepare_with_targets(theta, &self.metric_inputs, targets).map_err(boxed)
     }
 
     fn metric_product(&mut self, v: &Vec<T>, out: &mut Vec<T>) -> Result<(), OpError> {

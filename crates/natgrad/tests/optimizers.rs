@@ -1,0 +1,119 @@
+//! Every optimizer through the compiled CPU path on small problems, and TONGA's metric.
+
+use natgrad::data::Dataset;
+use natgrad::ir::{DType, Model};
+use natgrad::nn::{self, Activation};
+use natgrad::optim::{
+    Conjugacy, Damping, HessianFree, Ncg, Ngd, Optimizer, Problem, SecondOrder, Sgd, Solver, StepSize,
+    StopWhen, train,
+};
+use natgrad::training::{Batching, MetricSource, ModelProblem};
+use natgrad::{CompileOptions, MetricKind, compile_gradient, compile_metric_product};
+use rand::{Rng, SeedableRng};
+
+fn uniform(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
+}
+
+/// 120 points in 6-D labelled by a random linear teacher into 3 classes (one-hot).
+fn classification() -> (Dataset, Dataset) {
+    let x = uniform(120 * 6, 1);
+    let w = uniform(6 * 3, 2);
+    let mut t = vec![0.0f32; 120 * 3];
+    for i in 0..120 {
+        let scores: Vec<f32> = (0..3).map(|k| (0..6).map(|j| x[i * 6 + j] * w[j * 3 + k]).sum()).collect();
+        let best = (0..3).max_by(|&a, &b| scores[a].total_cmp(&scores[b])).unwrap();
+        t[i * 3 + best] = 1.0;
+    }
+    (Dataset { width: 6, data: x }, Dataset { width: 3, data: t })
+}
+
+fn batching(kind: MetricKind) -> Batching {
+    Batching { gradient: None, metric: None, source: MetricSource::OtherBatch, seed: 3, metric_kind: kind }
+}
+
+fn small_init(model: &Model) -> Vec<f64> {
+    uniform(model.layout.len(), 4).iter().map(|&v| v as f64 * 0.5).collect()
+}
+
+#[test]
+fn ngd_solves_a_linear_least_squares_model_in_one_step() {
+    let model = nn::mlp(&[4, 3], &[Activation::Linear], DType::F64).unwrap();
+    let inputs = Dataset { width: 4, data: uniform(40 * 4, 5) };
+    let targets = Dataset { width: 3, data: uniform(40 * 3, 6) };
+    let mut problem =
+        ModelProblem::<f64>::new(&model, inputs, Some(targets), batching(MetricKind::Fisher)).unwrap();
+    let mut theta = small_init(&model);
+    let mut g = vec![0.0; theta.len()];
+    problem.loss_and_gradient(&theta, &mut g).unwrap();
+    let before = g.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let exact =
+        SecondOrder { solver: Solver::MinresQlp, max_solver_iterations: 200, damping: Damping::Fixed(0.0) };
+    Ngd::new(exact, StepSize::Fixed(1.0)).step(&mut problem, &mut theta).unwrap();
+    problem.loss_and_gradient(&theta, &mut g).unwrap();
+    let after = g.iter().map(|v| v * v).sum::<f64>().sqrt();
+    assert!(after < 1e-6 * before, "gradient norm {before:e} → {after:e}");
+}
+
+#[test]
+fn every_optimizer_trains_a_small_mlp_below_a_target_loss() {
+    let model = nn::mlp(&[6, 8, 3], &[Activation::Tanh, Activation::Softmax], DType::F64).unwrap();
+    let (x, t) = classification();
+    let second = SecondOrder {
+        solver: Solver::MinresQlp,
+        max_solver_iterations: 100,
+        damping: Damping::LevenbergMarquardt { initial: 1.0 },
+    };
+    let cg = SecondOrder { solver: Solver::Cg, ..second };
+    let target = 0.35;
+    let optimizers: Vec<(&str, Box<dyn Optimizer<ModelProblem<f64>>>, MetricKind, usize)> = vec![
+        ("ngd", Box::new(Ngd::new(second, StepSize::Fixed(1.0))), MetricKind::Fisher, 60),
+        ("ngd-l", Box::new(Ngd::new(second, StepSize::LineSearch)), MetricKind::Fisher, 60),
+        ("ncg-l", Box::new(Ncg::<Vec<f64>>::new(second, Conjugacy::Cobyla)), MetricKind::Fisher, 60),
+        ("ncg-f", Box::new(Ncg::<Vec<f64>>::new(second, Conjugacy::PolakRibiere)), MetricKind::Fisher, 60),
+        ("hf", Box::new(HessianFree::<Vec<f64>>::new(cg)), MetricKind::GaussNewton, 60),
+        ("tonga", Box::new(Ngd::new(second, StepSize::LineSearch)), MetricKind::EmpiricalFisher, 60),
+        ("sgd", Box::new(Sgd::<Vec<f64>>::new(0.5, 0.9)), MetricKind::Fisher, 3000),
+    ];
+    for (name, mut optimizer, kind, iterations) in optimizers {
+        let mut problem =
+            ModelProblem::<f64>::new(&model, x.clone(), Some(t.clone()), batching(kind)).unwrap();
+        let mut theta = small_init(&model);
+        let start = problem.loss(&theta).unwrap();
+        assert!(start > 2.0 * target, "{name}: the problem starts solved ({start})");
+        let stop =
+            StopWhen { max_iterations: Some(iterations), target_loss: Some(target), ..StopWhen::default() };
+        let records = train(&mut problem, optimizer.as_mut(), &mut theta, &stop, |_, _| {}).unwrap();
+        let end = problem.loss(&theta).unwrap();
+        assert!(end < target, "{name}: loss {start:.3} → {end:.3} in {} iterations", records.len());
+    }
+}
+
+#[test]
+fn tongas_metric_is_the_empirical_fisher() {
+    let model = nn::mlp(&[6, 5, 3], &[Activation::Sigmoid, Activation::Softmax], DType::F64).unwrap();
+    let (x, t) = classification();
+    let (x, t) = (x.head(7), t.head(7));
+    let theta = small_init(&model);
+    let to64 = |d: &[f32]| d.iter().map(|&v| v as f64).collect::<Vec<f64>>();
+    let mut metric =
+        compile_metric_product::<f64>(&model, MetricKind::EmpiricalFisher, &CompileOptions::default())
+            .unwrap();
+    metric.prepare_with_targets(&theta, &to64(&x.data), Some(&to64(&t.data))).unwrap();
+    let v: Vec<f64> = uniform(theta.len(), 9).iter().map(|&a| a as f64).collect();
+    let mut fv = vec![0.0; theta.len()];
+    metric.apply(&v, &mut fv).unwrap();
+    // Dense (1/N) Σ gᵢ gᵢᵀ v from per-example gradients of the compiled gradient.
+    let mut gradient = compile_gradient::<f64>(&model, &CompileOptions::default()).unwrap();
+    let mut expected = vec![0.0; theta.len()];
+    let mut g = vec![0.0; theta.len()];
+    for i in 0..7 {
+        gradient.loss_and_gradient(&theta, &to64(x.row(i)), Some(&to64(t.row(i))), &mut g).unwrap();
+        let gv: f64 = g.iter().zip(&v).map(|(a, b)| a * b).sum();
+        expected.iter_mut().zip(&g).for_each(|(e, gi)| *e += gi * gv / 7.0);
+    }
+    let scale = expected.iter().fold(0.0f64, |m, e| m.max(e.abs()));
+    let err = fv.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max) / scale;
+    assert!(err < 1e-12, "empirical Fisher vs dense: {err:e}");
+}
