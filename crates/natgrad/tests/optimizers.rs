@@ -67,7 +67,8 @@ fn every_optimizer_trains_a_small_mlp_below_a_target_loss() {
     };
     let cg = SecondOrder { solver: Solver::Cg, ..second };
     let target = 0.35;
-    let optimizers: Vec<(&str, Box<dyn Optimizer<ModelProblem<f64>>>, MetricKind, usize)> = vec![
+    type Case = (&'static str, Box<dyn Optimizer<ModelProblem<f64>>>, MetricKind, usize);
+    let optimizers: Vec<Case> = vec![
         ("ngd", Box::new(Ngd::new(second, StepSize::Fixed(1.0))), MetricKind::Fisher, 60),
         ("ngd-l", Box::new(Ngd::new(second, StepSize::LineSearch)), MetricKind::Fisher, 60),
         ("ncg-l", Box::new(Ncg::<Vec<f64>>::new(second, Conjugacy::Cobyla)), MetricKind::Fisher, 60),
