@@ -118,3 +118,76 @@ fn tongas_metric_is_the_empirical_fisher() {
     let err = fv.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max) / scale;
     assert!(err < 1e-12, "empirical Fisher vs dense: {err:e}");
 }
+
+#[test]
+fn a_resumed_run_equals_the_uninterrupted_one_bit_for_bit() {
+    use natgrad::optim::Checkpoint;
+    let model = nn::mlp(&[6, 8, 3], &[Activation::Tanh, Activation::Softmax], DType::F32).unwrap();
+    let (x, t) = classification();
+    let minibatches = Batching {
+        gradient: Some(30),
+        metric: Some(30),
+        source: MetricSource::OtherBatch,
+        seed: 11,
+        metric_kind: MetricKind::Fisher,
+    };
+    let second = SecondOrder {
+        solver: Solver::MinresQlp,
+        max_solver_iterations: 20,
+        damping: Damping::LevenbergMarquardt { initial: 1.0 },
+    };
+    let dir = std::env::temp_dir().join(format!("natgrad-ckpt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    type Make = fn(SecondOrder) -> Box<dyn Optimizer<ModelProblem<f32>>>;
+    let makers: [(&str, Make); 3] = [
+        ("ngd", |s| Box::new(Ngd::new(s, StepSize::Fixed(1.0)))),
+        ("ncg-f", |s| Box::new(Ncg::<Vec<f32>>::new(s, Conjugacy::PolakRibiere))),
+        ("sgd", |_| Box::new(Sgd::<Vec<f32>>::new(0.3, 0.9))),
+    ];
+    for (name, make) in makers {
+        let theta0: Vec<f32> = uniform(model.layout.len(), 4).iter().map(|v| v * 0.5).collect();
+        let run = |problem: &mut ModelProblem<f32>,
+                   optimizer: &mut dyn Optimizer<ModelProblem<f32>>,
+                   theta: &mut Vec<f32>,
+                   n: usize| {
+            train(
+                problem,
+                optimizer,
+                theta,
+                &StopWhen { max_iterations: Some(n), ..StopWhen::default() },
+                |_, _| {},
+            )
+            .unwrap();
+        };
+        // Uninterrupted: 6 iterations.
+        let mut problem =
+            ModelProblem::<f32>::new(&model, x.clone(), Some(t.clone()), minibatches.clone()).unwrap();
+        let mut optimizer = make(second);
+        let mut straight = theta0.clone();
+        run(&mut problem, optimizer.as_mut(), &mut straight, 6);
+        // Interrupted after 3, checkpointed to disk, resumed in a fresh problem and optimizer.
+        let mut problem =
+            ModelProblem::<f32>::new(&model, x.clone(), Some(t.clone()), minibatches.clone()).unwrap();
+        let mut optimizer = make(second);
+        let mut theta = theta0.clone();
+        run(&mut problem, optimizer.as_mut(), &mut theta, 3);
+        let path = dir.join(format!("{name}.ckpt"));
+        Checkpoint::capture::<ModelProblem<f32>, _>(problem.ops(), optimizer.as_ref(), &theta, 3)
+            .write(&path)
+            .unwrap();
+        let mut problem =
+            ModelProblem::<f32>::new(&model, x.clone(), Some(t.clone()), minibatches.clone()).unwrap();
+        let mut optimizer = make(second);
+        let mut resumed = vec![0.0f32; theta.len()];
+        let done =
+            Checkpoint::read(&path).unwrap().resume(&mut problem, optimizer.as_mut(), &mut resumed).unwrap();
+        assert_eq!(done, 3);
+        run(&mut problem, optimizer.as_mut(), &mut resumed, 3);
+        assert!(
+            straight.iter().zip(&resumed).all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{name}: resumed run differs"
+        );
+        assert_ne!(straight, theta0, "{name}: training moved the parameters");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

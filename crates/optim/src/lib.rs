@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod cg;
+pub mod checkpoint;
 pub mod damping;
 pub mod methods;
 pub mod minres_qlp;
@@ -15,11 +16,12 @@ pub mod train;
 pub mod vector;
 
 pub use cg::{CgFlag, CgOptions, CgResult, cg};
+pub use checkpoint::Checkpoint;
 pub use damping::{Damping, reduction_ratio};
 pub use methods::{Conjugacy, HessianFree, Ncg, Ngd, SecondOrder, Sgd, Solver, StepSize};
 pub use minres_qlp::{MinresFlag, MinresQlpOptions, MinresResult, minres_qlp};
 pub use problem::Problem;
-pub use train::{Optimizer, Record, StepInfo, StopWhen, TrainError, train};
+pub use train::{Optimizer, OptimizerState, Record, StepInfo, StopWhen, TrainError, train};
 pub use vector::{HostOf, VectorOps};
 
 /// An error from the operator (e.g. a compiled metric product).

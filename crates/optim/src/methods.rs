@@ -5,7 +5,7 @@ use std::cell::RefCell;
 
 use crate::damping::{Damping, reduction_ratio};
 use crate::problem::Problem;
-use crate::train::{Optimizer, StepInfo};
+use crate::train::{Optimizer, OptimizerState, StepInfo};
 use crate::vector::VectorOps;
 use crate::{CgOptions, MinresQlpOptions, OpError, cg, minres_qlp};
 
@@ -197,6 +197,14 @@ impl<P: Problem> Optimizer<P> for Ngd {
         if self.step == StepSize::LineSearch { "ngd-l" } else { "ngd" }
     }
 
+    fn state(&self, _: &P::Ops) -> OptimizerState {
+        OptimizerState { scalars: vec![self.lambda], vectors: Vec::new() }
+    }
+
+    fn restore(&mut self, _: &P::Ops, state: &OptimizerState) {
+        self.lambda = state.scalars[0];
+    }
+
     fn step(&mut self, problem: &mut P, theta: &mut V<P>) -> Result<StepInfo, OpError> {
         problem.next_batch();
         let ops = problem.ops().clone();
@@ -262,6 +270,14 @@ impl<T> Sgd<T> {
 impl<P: Problem> Optimizer<P> for Sgd<V<P>> {
     fn name(&self) -> &'static str {
         "sgd"
+    }
+
+    fn state(&self, ops: &P::Ops) -> OptimizerState {
+        OptimizerState { scalars: Vec::new(), vectors: self.velocity.iter().map(|v| ops.to_f64(v)).collect() }
+    }
+
+    fn restore(&mut self, ops: &P::Ops, state: &OptimizerState) {
+        self.velocity = state.vectors.first().map(|v| ops.from_f64(v));
     }
 
     fn step(&mut self, problem: &mut P, theta: &mut V<P>) -> Result<StepInfo, OpError> {
@@ -333,6 +349,22 @@ impl<P: Problem> Optimizer<P> for Ncg<V<P>> {
             Conjugacy::Cobyla => "ncg-l",
             Conjugacy::PolakRibiere => "ncg-f",
         }
+    }
+
+    fn state(&self, ops: &P::Ops) -> OptimizerState {
+        let vectors = match &self.previous {
+            Some((d, g, z)) => vec![ops.to_f64(d), ops.to_f64(g), ops.to_f64(z)],
+            None => Vec::new(),
+        };
+        OptimizerState { scalars: vec![self.lambda, self.last_beta], vectors }
+    }
+
+    fn restore(&mut self, ops: &P::Ops, state: &OptimizerState) {
+        (self.lambda, self.last_beta) = (state.scalars[0], state.scalars[1]);
+        self.previous = match state.vectors.as_slice() {
+            [d, g, z] => Some((ops.from_f64(d), ops.from_f64(g), ops.from_f64(z))),
+            _ => None,
+        };
     }
 
     fn step(&mut self, problem: &mut P, theta: &mut V<P>) -> Result<StepInfo, OpError> {
@@ -458,6 +490,18 @@ impl<T> HessianFree<T> {
 impl<P: Problem> Optimizer<P> for HessianFree<V<P>> {
     fn name(&self) -> &'static str {
         "hf"
+    }
+
+    fn state(&self, ops: &P::Ops) -> OptimizerState {
+        OptimizerState {
+            scalars: vec![self.lambda],
+            vectors: self.previous.iter().map(|v| ops.to_f64(v)).collect(),
+        }
+    }
+
+    fn restore(&mut self, ops: &P::Ops, state: &OptimizerState) {
+        self.lambda = state.scalars[0];
+        self.previous = state.vectors.first().map(|v| ops.from_f64(v));
     }
 
     fn step(&mut self, problem: &mut P, theta: &mut V<P>) -> Result<StepInfo, OpError> {

@@ -45,6 +45,22 @@ pub trait Optimizer<P: Problem> {
         problem: &mut P,
         theta: &mut <P::Ops as VectorOps>::Vector,
     ) -> Result<StepInfo, OpError>;
+    /// The optimizer's state (scalars such as λ, vectors such as the previous direction),
+    /// for checkpoints. Stateless optimizers keep the default.
+    fn state(&self, _ops: &P::Ops) -> OptimizerState {
+        OptimizerState::default()
+    }
+    /// Restores a state saved by [`Optimizer::state`].
+    fn restore(&mut self, _ops: &P::Ops, _state: &OptimizerState) {}
+}
+
+/// An optimizer's state as plain numbers.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OptimizerState {
+    /// Scalars (damping λ, …).
+    pub scalars: Vec<f64>,
+    /// Vectors (previous direction, velocity, …).
+    pub vectors: Vec<Vec<f64>>,
 }
 
 /// When to stop.

@@ -33,6 +33,10 @@ pub trait VectorOps {
     fn fill(&self, x: &mut Self::Vector, value: f64);
     /// `out ← a ⊙ b` (elementwise product: diagonal preconditioners).
     fn mul(&self, a: &Self::Vector, b: &Self::Vector, out: &mut Self::Vector);
+    /// The values as f64 (exact for f32 and f64), for checkpoints.
+    fn to_f64(&self, x: &Self::Vector) -> Vec<f64>;
+    /// A vector from f64 values (exact for values that came from `to_f64`).
+    fn from_f64(&self, values: &[f64]) -> Self::Vector;
 }
 
 impl<T: Scalar> VectorOps for HostOf<T> {
@@ -68,6 +72,12 @@ impl<T: Scalar> VectorOps for HostOf<T> {
     }
     fn mul(&self, a: &Vec<T>, b: &Vec<T>, out: &mut Vec<T>) {
         out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&x, &y))| *o = x * y);
+    }
+    fn to_f64(&self, x: &Vec<T>) -> Vec<f64> {
+        x.iter().map(|v| v.as_f64()).collect()
+    }
+    fn from_f64(&self, values: &[f64]) -> Vec<T> {
+        values.iter().map(|&v| T::from_f64(v)).collect()
     }
 }
 
