@@ -108,7 +108,7 @@ impl Checkpoint {
             return Err(format!("checkpoint is of {}, not {}", self.method, optimizer.name()));
         }
         let ops = problem.ops().clone();
-        *theta = ops.from_f64(&self.theta);
+        *theta = ops.vector_from_f64(&self.theta);
         optimizer.restore(&ops, &self.state);
         for _ in 0..self.iteration {
             problem.next_batch();

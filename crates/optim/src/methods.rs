@@ -277,7 +277,7 @@ impl<P: Problem> Optimizer<P> for Sgd<V<P>> {
     }
 
     fn restore(&mut self, ops: &P::Ops, state: &OptimizerState) {
-        self.velocity = state.vectors.first().map(|v| ops.from_f64(v));
+        self.velocity = state.vectors.first().map(|v| ops.vector_from_f64(v));
     }
 
     fn step(&mut self, problem: &mut P, theta: &mut V<P>) -> Result<StepInfo, OpError> {
@@ -362,7 +362,7 @@ impl<P: Problem> Optimizer<P> for Ncg<V<P>> {
     fn restore(&mut self, ops: &P::Ops, state: &OptimizerState) {
         (self.lambda, self.last_beta) = (state.scalars[0], state.scalars[1]);
         self.previous = match state.vectors.as_slice() {
-            [d, g, z] => Some((ops.from_f64(d), ops.from_f64(g), ops.from_f64(z))),
+            [d, g, z] => Some((ops.vector_from_f64(d), ops.vector_from_f64(g), ops.vector_from_f64(z))),
             _ => None,
         };
     }
@@ -501,7 +501,7 @@ impl<P: Problem> Optimizer<P> for HessianFree<V<P>> {
 
     fn restore(&mut self, ops: &P::Ops, state: &OptimizerState) {
         self.lambda = state.scalars[0];
-        self.previous = state.vectors.first().map(|v| ops.from_f64(v));
+        self.previous = state.vectors.first().map(|v| ops.vector_from_f64(v));
     }
 
     fn step(&mut self, problem: &mut P, theta: &mut V<P>) -> Result<StepInfo, OpError> {

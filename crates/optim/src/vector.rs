@@ -36,7 +36,7 @@ pub trait VectorOps {
     /// The values as f64 (exact for f32 and f64), for checkpoints.
     fn to_f64(&self, x: &Self::Vector) -> Vec<f64>;
     /// A vector from f64 values (exact for values that came from `to_f64`).
-    fn from_f64(&self, values: &[f64]) -> Self::Vector;
+    fn vector_from_f64(&self, values: &[f64]) -> Self::Vector;
 }
 
 impl<T: Scalar> VectorOps for HostOf<T> {
@@ -76,7 +76,7 @@ impl<T: Scalar> VectorOps for HostOf<T> {
     fn to_f64(&self, x: &Vec<T>) -> Vec<f64> {
         x.iter().map(|v| v.as_f64()).collect()
     }
-    fn from_f64(&self, values: &[f64]) -> Vec<T> {
+    fn vector_from_f64(&self, values: &[f64]) -> Vec<T> {
         values.iter().map(|&v| T::from_f64(v)).collect()
     }
 }
