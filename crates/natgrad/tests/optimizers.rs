@@ -75,6 +75,7 @@ fn every_optimizer_trains_a_small_mlp_below_a_target_loss() {
         ("ncg-f", Box::new(Ncg::<Vec<f64>>::new(second, Conjugacy::PolakRibiere)), MetricKind::Fisher, 60),
         ("hf", Box::new(HessianFree::<Vec<f64>>::new(cg)), MetricKind::GaussNewton, 60),
         ("tonga", Box::new(Ngd::new(second, StepSize::LineSearch)), MetricKind::EmpiricalFisher, 60),
+        ("ksd", Box::new(natgrad::optim::Ksd::<Vec<f64>>::new(8, 12)), MetricKind::GaussNewton, 60),
         ("sgd", Box::new(Sgd::<Vec<f64>>::new(0.5, 0.9)), MetricKind::Fisher, 3000),
     ];
     for (name, mut optimizer, kind, iterations) in optimizers {

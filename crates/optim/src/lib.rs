@@ -1,6 +1,6 @@
 //! natgrad's optimizer layer: linear solvers that invert the metric — CG with Martens'
 //! stopping rule and MinRes-QLP — and the optimizers built on them (NGD, NCG, Hessian-free,
-//! SGD), written against [`VectorOps`] and a matrix-free operator,
+//! KSD, SGD), written against [`VectorOps`] and a matrix-free operator,
 //! so the same code drives host vectors today and device vectors later. Solver scalars are
 //! f64 even when vectors are f32. Must not depend on a code generator or GPU runtime.
 
@@ -9,6 +9,7 @@
 pub mod cg;
 pub mod checkpoint;
 pub mod damping;
+pub mod ksd;
 pub mod methods;
 pub mod minres_qlp;
 pub mod problem;
@@ -18,6 +19,7 @@ pub mod vector;
 pub use cg::{CgFlag, CgOptions, CgResult, cg};
 pub use checkpoint::Checkpoint;
 pub use damping::{Damping, reduction_ratio};
+pub use ksd::{Ksd, bfgs};
 pub use methods::{Conjugacy, HessianFree, Ncg, Ngd, SecondOrder, Sgd, Solver, StepSize};
 pub use minres_qlp::{MinresFlag, MinresQlpOptions, MinresResult, minres_qlp};
 pub use problem::Problem;

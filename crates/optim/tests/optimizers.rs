@@ -147,16 +147,33 @@ fn every_method_decreases_a_quadratic() {
     let mut ncg_f: Ncg<Vec<f64>> = Ncg::new(settings, Conjugacy::PolakRibiere);
     let mut hf: HessianFree<Vec<f64>> = HessianFree::new(settings);
     let mut sgd: Sgd<Vec<f64>> = Sgd::new(0.1, 0.5);
+    let mut ksd: natgrad_optim::Ksd<Vec<f64>> = natgrad_optim::Ksd::new(4, 10);
     let losses = [
+        run(&mut |q, t| drop(ksd.step(q, t).unwrap())),
         run(&mut |q, t| drop(ngd.step(q, t).unwrap())),
         run(&mut |q, t| drop(ncg_f.step(q, t).unwrap())),
         run(&mut |q, t| drop(hf.step(q, t).unwrap())),
         run(&mut |q, t| drop(sgd.step(q, t).unwrap())),
     ];
     let best = minimum(8);
-    for (name, loss) in ["ngd-l", "ncg-f", "hf", "sgd"].iter().zip(losses) {
+    for (name, loss) in ["ksd", "ngd-l", "ncg-f", "hf", "sgd"].iter().zip(losses) {
         assert!(loss - best < 0.5 * (start - best), "{name}: {loss}, start {start}, minimum {best}");
     }
+}
+
+#[test]
+fn bfgs_minimises_a_small_quadratic() {
+    // f(a) = (a₀ − 1)² + 10 (a₁ + 2)² + a₀a₁
+    let mut f = |a: &[f64]| -> Result<(f64, Vec<f64>), OpError> {
+        Ok((
+            (a[0] - 1.0).powi(2) + 10.0 * (a[1] + 2.0).powi(2) + a[0] * a[1],
+            vec![2.0 * (a[0] - 1.0) + a[1], 20.0 * (a[1] + 2.0) + a[0]],
+        ))
+    };
+    let (a, _) = natgrad_optim::bfgs(&mut f, &[0.0, 0.0], 30).unwrap();
+    // Stationary point: 2a₀ − 2 + a₁ = 0, 20a₁ + 40 + a₀ = 0.
+    let (x0, x1) = (80.0 / 39.0, -82.0 / 39.0);
+    assert!((a[0] - x0).abs() < 1e-6 && (a[1] - x1).abs() < 1e-6, "{a:?}");
 }
 
 #[test]
