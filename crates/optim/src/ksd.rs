@@ -46,11 +46,7 @@ pub type ValueAndGradient<'a> = dyn FnMut(&[f64]) -> Result<(f64, Vec<f64>), OpE
 
 /// BFGS with Armijo backtracking on `f` (value and gradient), from `a0`; returns the best
 /// point found and its value.
-pub fn bfgs(
-    f: &mut ValueAndGradient<'_>,
-    a0: &[f64],
-    iterations: usize,
-) -> Result<(Vec<f64>, f64), OpError> {
+pub fn bfgs(f: &mut ValueAndGradient<'_>, a0: &[f64], iterations: usize) -> Result<(Vec<f64>, f64), OpError> {
     let m = a0.len();
     let mut a = a0.to_vec();
     let (mut fa, mut g) = f(&a)?;

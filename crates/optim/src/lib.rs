@@ -21,7 +21,7 @@ pub use checkpoint::Checkpoint;
 pub use damping::{Damping, reduction_ratio};
 pub use ksd::{Ksd, bfgs};
 pub use methods::{Conjugacy, HessianFree, Ncg, Ngd, SecondOrder, Sgd, Solver, StepSize};
-pub use minres_qlp::{MinresFlag, MinresQlpOptions, MinresResult, minres_qlp};
+pub use minres_qlp::{MinresFlag, MinresQlpOptions, MinresResult, minres_qlp, minres_qlp_preconditioned};
 pub use problem::Problem;
 pub use train::{Optimizer, OptimizerState, Record, StepInfo, StopWhen, TrainError, train};
 pub use vector::{HostOf, VectorOps};

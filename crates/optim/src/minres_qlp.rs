@@ -103,10 +103,29 @@ pub fn minres_qlp<O: VectorOps>(
     b: &O::Vector,
     options: &MinresQlpOptions,
 ) -> Result<MinresResult<O::Vector>, OpError> {
+    minres_qlp_preconditioned(ops, a, b, None, options)
+}
+
+/// [`minres_qlp`] with a symmetric positive definite diagonal preconditioner `M ≈ (A+λI)⁻¹`
+/// (its diagonal, applied elementwise); residuals are then measured in the `M` norm.
+pub fn minres_qlp_preconditioned<O: VectorOps>(
+    ops: &O,
+    a: &mut Operator<'_, O::Vector>,
+    b: &O::Vector,
+    preconditioner: Option<&O::Vector>,
+    options: &MinresQlpOptions,
+) -> Result<MinresResult<O::Vector>, OpError> {
+    let apply_m = |x: &O::Vector, out: &mut O::Vector| match preconditioner {
+        Some(m) => ops.mul(m, x, out),
+        None => ops.copy(x, out),
+    };
     let n = ops.len(b);
     let max_iterations = if options.max_iterations == 0 { 4 * n.max(1) } else { options.max_iterations };
     let mut x = ops.zeros_like(b);
-    let beta1 = ops.norm(b);
+    // Preconditioned Lanczos keeps both vₖ (= M·uₖ) and uₖ; β = √⟨v, u⟩.
+    let mut first = ops.zeros_like(b);
+    apply_m(b, &mut first);
+    let beta1 = ops.dot(b, &first).max(0.0).sqrt();
     let result = |x, iterations, rnorm: f64, ar_norm, a_norm, cond, flag| MinresResult {
         x,
         iterations,
@@ -121,9 +140,12 @@ pub fn minres_qlp<O: VectorOps>(
     }
     // Lanczos vectors: v_prev, v (current), p (work).
     let mut v = ops.zeros_like(b);
-    ops.axpby(1.0 / beta1, b, 0.0, &mut v);
-    let mut v_prev = ops.zeros_like(b);
+    ops.axpby(1.0 / beta1, &first, 0.0, &mut v);
+    let mut u = ops.zeros_like(b);
+    ops.axpby(1.0 / beta1, b, 0.0, &mut u);
+    let mut u_prev = ops.zeros_like(b);
     let mut p = ops.zeros_like(b);
+    let mut v_next = ops.zeros_like(b);
     // Directions of Wₖ = Vₖ Pₖᵀ: w_prev (ẘₖ₋₁ / wₖ₋₁), w (w̄ₖ).
     let mut w_prev = ops.zeros_like(b);
     let mut w = ops.zeros_like(b);
@@ -147,19 +169,21 @@ pub fn minres_qlp<O: VectorOps>(
     while iterations < max_iterations {
         iterations += 1;
         let k = iterations;
-        // Lanczos: β_{k+1} v_{k+1} = (A + λI) v_k − α_k v_k − β_k v_{k−1}
+        // Lanczos: β_{k+1} u_{k+1} = (A + λI) v_k − α_k u_k − β_k u_{k−1}, v_{k+1} = M u_{k+1}
         a(&v, &mut p)?;
         if options.shift != 0.0 {
             ops.axpy(options.shift, &v, &mut p);
         }
         if k >= 2 {
-            ops.axpy(-beta, &v_prev, &mut p);
+            ops.axpy(-beta, &u_prev, &mut p);
         }
         let alpha = ops.dot(&v, &p);
-        ops.axpy(-alpha, &v, &mut p);
-        let beta_next = ops.norm(&p);
+        ops.axpy(-alpha, &u, &mut p);
+        apply_m(&p, &mut v_next);
+        let beta_next = ops.dot(&v_next, &p).max(0.0).sqrt();
         if beta_next > breakdown_tol {
             ops.scale(1.0 / beta_next, &mut p);
+            ops.scale(1.0 / beta_next, &mut v_next);
         }
         a_norm2 += alpha * alpha + beta * beta + beta_next * beta_next;
 
@@ -247,8 +271,9 @@ pub fn minres_qlp<O: VectorOps>(
         }
 
         // Shift the Lanczos vectors.
-        std::mem::swap(&mut v_prev, &mut v);
-        std::mem::swap(&mut v, &mut p);
+        std::mem::swap(&mut u_prev, &mut u);
+        std::mem::swap(&mut u, &mut p);
+        std::mem::swap(&mut v, &mut v_next);
 
         // Estimates.
         rnorm = zeta_bar_next.abs();

@@ -1,7 +1,10 @@
 //! CG and MinRes-QLP against dense solutions: SPD, damped, ill-conditioned, singular
 //! (compatible and incompatible), indefinite, and the classic MinRes-QLP test problems.
 
-use natgrad_optim::{CgFlag, CgOptions, HostOf, MinresFlag, MinresQlpOptions, OpError, cg, minres_qlp};
+use natgrad_optim::{
+    CgFlag, CgOptions, HostOf, MinresFlag, MinresQlpOptions, OpError, cg, minres_qlp,
+    minres_qlp_preconditioned,
+};
 use rand::{Rng, SeedableRng};
 
 type Matrix = Vec<Vec<f64>>;
@@ -226,6 +229,40 @@ fn classic_tridiagonal_problem() {
         .unwrap();
     assert_eq!(m.flag, MinresFlag::Solved);
     assert!(rel(&m.x, &vec![1.0; n]) < 1e-8);
+    // With the diagonal preconditioner M = diag(A)⁻¹ = 1/4.
+    let diagonal = vec![0.25; n];
+    let options = MinresQlpOptions { rtol: 1e-12, ..Default::default() };
+    let p = minres_qlp_preconditioned(&OPS, &mut operator(&a), &b, Some(&diagonal), &options).unwrap();
+    assert_eq!(p.flag, MinresFlag::Solved);
+    assert!(rel(&p.x, &vec![1.0; n]) < 1e-8);
+}
+
+#[test]
+fn a_diagonal_preconditioner_speeds_up_a_badly_scaled_system() {
+    let n: usize = 60;
+    let scale: Vec<f64> = (0..n).map(|i| 10f64.powf(3.0 * i as f64 / n as f64)).collect();
+    // A = S T S with T the tridiagonal 4/−1 matrix: diag(A) spans 6 decades.
+    let entry = |i: usize, j: usize| {
+        if i == j {
+            4.0
+        } else if i.abs_diff(j) == 1 {
+            -1.0
+        } else {
+            0.0
+        }
+    };
+    let a: Matrix = (0..n).map(|i| (0..n).map(|j| scale[i] * scale[j] * entry(i, j)).collect()).collect();
+    let b = rhs(n, 17);
+    let options = MinresQlpOptions { rtol: 1e-10, max_iterations: 1000, ..Default::default() };
+    let plain = minres_qlp(&OPS, &mut operator(&a), &b, &options).unwrap();
+    let inverse_diagonal: Vec<f64> = (0..n).map(|i| 1.0 / a[i][i]).collect();
+    let pre =
+        minres_qlp_preconditioned(&OPS, &mut operator(&a), &b, Some(&inverse_diagonal), &options).unwrap();
+    assert_eq!(pre.flag, MinresFlag::Solved);
+    assert!(pre.iterations < plain.iterations, "{} vs {}", pre.iterations, plain.iterations);
+    let residual: Vec<f64> = matvec(&a, &pre.x).iter().zip(&b).map(|(ax, b)| ax - b).collect();
+    let norm = |v: &[f64]| v.iter().map(|r| r * r).sum::<f64>().sqrt();
+    assert!(norm(&residual) / norm(&b) < 1e-6, "{:e}", norm(&residual) / norm(&b));
 }
 
 #[test]
