@@ -26,7 +26,7 @@ pub use error::{Error, Result};
 pub use lop::{lop, lop_in};
 pub use products::{
     GradientGraph, METRIC_INPUT, METRIC_TARGETS, Product, empirical_fisher_product, fisher_product,
-    gauss_newton_product, gradient,
+    gauss_newton_product, gradient, squared_gradients,
 };
 pub use rop::{rop, rop_in};
 
@@ -108,20 +108,4 @@ fn check_seeds(mode: &'static str, graph: &Graph, nodes: &[NodeId], seeds: &[Nod
         }
     }
     Ok(())
-}
-
-/// Marks the nodes that `roots` depend on (the roots included).
-fn ancestors(graph: &Graph, roots: &[NodeId]) -> Vec<bool> {
-    let mut needed = vec![false; graph.len()];
-    for r in roots {
-        needed[r.index()] = true;
-    }
-    for id in graph.node_ids().rev() {
-        if needed[id.index()] {
-            for i in graph.inputs(id) {
-                needed[i.index()] = true;
-            }
-        }
-    }
-    needed
 }

@@ -26,7 +26,7 @@ pub fn lop_in(
 ) -> Result<Vec<Tangent>> {
     crate::check_seeds("lop", graph, outputs, cotangents)?;
     let original = graph.len();
-    let upstream = crate::ancestors(graph, outputs);
+    let upstream = graph.ancestors(outputs);
     let mut depends = vec![false; original];
     for w in wrt {
         depends[w.index()] = true;

@@ -63,6 +63,67 @@ pub fn gradient(model: &Model) -> Result<GradientGraph> {
     Ok(GradientGraph { graph, data: at(model.input), targets: at(model.targets), params, loss, grads })
 }
 
+/// The diagonal of the uncentred covariance of per-example gradients, `(1/N) Σᵢ gᵢ ⊙ gᵢ`
+/// (Martens' HF preconditioner), as a graph with outputs `[loss, squares…]` in layout order.
+/// Built from the gradient graph: a dense weight's gradient `hᵀδ` becomes `N·(h⊙h)ᵀ(δ⊙δ)`
+/// and a bias's `Σ δ` becomes `N·Σ δ⊙δ` (δ carries the 1/N of the mean loss). Other
+/// parameter uses are an error naming the parameter.
+pub fn squared_gradients(model: &Model) -> Result<GradientGraph> {
+    let mut g = gradient(model)?;
+    let mut squares = Vec::with_capacity(g.grads.len());
+    for (&grad, &param) in g.grads.iter().zip(&g.params) {
+        let graph = &mut g.graph;
+        let provenance = Provenance::default();
+        let op = graph.op(grad).clone();
+        let inputs = graph.inputs(grad).to_vec();
+        let mut e = Emit { graph, provenance };
+        let squared = match (&op, inputs.as_slice()) {
+            (Op::MatMul { transpose_a: true, transpose_b: false }, &[h, delta]) => {
+                let h2 = e.unary(natgrad_ir::Unary::Square, h)?;
+                let d2 = e.unary(natgrad_ir::Unary::Square, delta)?;
+                Some(e.op(op.clone(), &[h2, d2])?)
+            }
+            (Op::Reduce { kind: natgrad_ir::Reduce::Sum, axes, keep_dims: false }, &[delta])
+                if axes == &[0] =>
+            {
+                let d2 = e.unary(natgrad_ir::Unary::Square, delta)?;
+                Some(e.op(op.clone(), &[d2])?)
+            }
+            _ if e.graph.op(grad).uniform_constant() == Some(0.0)
+                || matches!(e.graph.op(grad), Op::Broadcast { .. }) =>
+            {
+                None
+            }
+            _ => {
+                let what = format!(
+                    "per-example squared gradients need dense layers; the gradient of {} is `{}`",
+                    e.graph.site(param),
+                    op.name()
+                );
+                return Err(Error::Arguments { mode: "squared_gradients", what });
+            }
+        };
+        squares.push(match squared {
+            Some(sum) => per_example_sum_to_mean_of_squares(&mut e, sum)?,
+            None => grad,
+        });
+    }
+    let mut outputs = vec![g.loss];
+    outputs.extend(&squares);
+    g.graph.set_outputs(outputs);
+    g.grads = squares;
+    Ok(g)
+}
+
+/// `N · x`: turns Σᵢ (δᵢ/N)²-style sums into (1/N) Σᵢ (N δᵢ)².
+fn per_example_sum_to_mean_of_squares(e: &mut Emit, x: NodeId) -> Result<NodeId> {
+    let dtype = e.graph.dtype(x);
+    let n = e.op(Op::BatchSize { dtype }, &[])?;
+    let shape = e.graph.shape(x).clone();
+    let n = e.broadcast(n, shape)?;
+    e.mul(x, n)
+}
+
 /// The Fisher-vector product of eq. (7), (8), (30), averaged over the metric batch, built
 /// naïvely as the paper's Theano code does: `Lop(y, θ, M · Rop(y, θ, v)) / N` with
 /// `M = β²` (linear), `1 / (y(1−y))` (sigmoid) or `1 / y` (softmax). The simplifier is

@@ -22,8 +22,12 @@ pub fn rop_in(
     tangents: &[NodeId],
 ) -> Result<Vec<Tangent>> {
     crate::check_seeds("rop", graph, wrt, tangents)?;
+    if let Some(bad) = outputs.iter().find(|o| !graph.contains(**o)) {
+        let what = format!("output {bad} is not in the graph ({} nodes)", graph.len());
+        return Err(crate::Error::Arguments { mode: "rop", what });
+    }
     let original = graph.len();
-    let needed = crate::ancestors(graph, outputs);
+    let needed = graph.ancestors(outputs);
     let mut tangent = vec![Tangent::Zero; original];
     let mut seeded = vec![false; original];
     for (&w, &t) in wrt.iter().zip(tangents) {

@@ -280,14 +280,8 @@ impl Graph {
         Ok(())
     }
 
-    /// A new graph holding only the ancestors of `roots` (in the same relative order), with
-    /// every leaf op passed through `map_leaf` (e.g. to rename an input). Returns the graph,
-    /// whose outputs are the copied roots, and the old-to-new id map.
-    pub fn extract(
-        &self,
-        roots: &[NodeId],
-        map_leaf: impl Fn(&Op) -> Op,
-    ) -> Result<(Graph, Vec<Option<NodeId>>)> {
+    /// Marks, by node index, `roots` and every node they depend on.
+    pub fn ancestors(&self, roots: &[NodeId]) -> Vec<bool> {
         let mut needed = vec![false; self.len()];
         for root in roots {
             needed[root.index()] = true;
@@ -299,6 +293,18 @@ impl Graph {
                 }
             }
         }
+        needed
+    }
+
+    /// A new graph holding only the ancestors of `roots` (in the same relative order), with
+    /// every leaf op passed through `map_leaf` (e.g. to rename an input). Returns the graph,
+    /// whose outputs are the copied roots, and the old-to-new id map.
+    pub fn extract(
+        &self,
+        roots: &[NodeId],
+        map_leaf: impl Fn(&Op) -> Op,
+    ) -> Result<(Graph, Vec<Option<NodeId>>)> {
+        let needed = self.ancestors(roots);
         let mut out = Graph::new();
         let mut map: Vec<Option<NodeId>> = vec![None; self.len()];
         for id in self.node_ids().filter(|id| needed[id.index()]) {

@@ -65,7 +65,7 @@ pub fn eval_nodes<T: Scalar>(
             message: format!("node {bad} is not in the graph ({} nodes)", graph.len()),
         });
     }
-    let needed = reachable(graph, wanted);
+    let needed = graph.ancestors(wanted);
     let batch = batch_size(graph, bindings, &needed)?;
     let mut values: Vec<Option<Tensor<T>>> = vec![None; graph.len()];
     for id in graph.node_ids().filter(|id| needed[id.index()]) {
@@ -75,21 +75,6 @@ pub fn eval_nodes<T: Scalar>(
         values[id.index()] = Some(value);
     }
     Ok(wanted.iter().map(|id| values[id.index()].clone().expect("computed above")).collect())
-}
-
-fn reachable(graph: &Graph, wanted: &[NodeId]) -> Vec<bool> {
-    let mut needed = vec![false; graph.len()];
-    for id in wanted {
-        needed[id.index()] = true;
-    }
-    for id in graph.node_ids().rev() {
-        if needed[id.index()] {
-            for input in graph.inputs(id) {
-                needed[input.index()] = true;
-            }
-        }
-    }
-    needed
 }
 
 /// The batch size: given explicitly, or read from the first needed input that uses `B`.

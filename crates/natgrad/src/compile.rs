@@ -277,8 +277,17 @@ pub struct Gradient<T: Element> {
 
 /// Compiles the model's loss and gradient.
 pub fn compile_gradient<T: Element>(model: &Model, options: &CompileOptions) -> Result<Gradient<T>, Error> {
+    compile_gradient_like(model, options, |m| Ok(gradient(m)?.graph))
+}
+
+/// Compiles a graph with the gradient's inputs and `[loss, per-param…]` outputs.
+fn compile_gradient_like<T: Element>(
+    model: &Model,
+    options: &CompileOptions,
+    build: impl FnOnce(&Model) -> Result<Graph, Error>,
+) -> Result<Gradient<T>, Error> {
     let start = Instant::now();
-    let graph = gradient(model)?.graph;
+    let graph = build(model)?;
     let autodiff = start.elapsed();
     let program = compile_model_graph(&graph, model, options)?;
     Ok(Gradient {
@@ -287,6 +296,15 @@ pub fn compile_gradient<T: Element>(model: &Model, options: &CompileOptions) -> 
         model: model.clone(),
         input_width: input_width(model),
     })
+}
+
+/// Compiles `(1/N) Σᵢ gᵢ ⊙ gᵢ` (the diagonal of the empirical Fisher, Martens' HF
+/// preconditioner): the same interface as the gradient, with the squares in place of it.
+pub fn compile_squared_gradients<T: Element>(
+    model: &Model,
+    options: &CompileOptions,
+) -> Result<Gradient<T>, Error> {
+    compile_gradient_like(model, options, |m| Ok(natgrad_autodiff::squared_gradients(m)?.graph))
 }
 
 fn compile_model_graph<T: Element>(

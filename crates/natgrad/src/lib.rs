@@ -14,7 +14,7 @@ pub mod training;
 
 pub use compile::{
     CompileOptions, FisherProduct, Gradient, Loss, MetricKind, compile_fisher_product, compile_gradient,
-    compile_loss, compile_metric_product,
+    compile_loss, compile_metric_product, compile_squared_gradients,
 };
 
 pub use natgrad_autodiff as autodiff;

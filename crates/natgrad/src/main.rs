@@ -44,6 +44,9 @@ enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Data sets.
+    #[command(subcommand)]
+    Data(DataCommand),
     /// Fisher-vector product G·v of an MLP from .npy files (G averaged over the inputs).
     Fvp {
         /// spec.json describing the MLP.
@@ -85,6 +88,26 @@ enum Command {
         /// Element type of the computation.
         #[arg(long, value_enum, default_value_t = DTypeArg::F32)]
         dtype: DTypeArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Generate Curves (regenerated) and write DIR/train.npy and DIR/test.npy (N×784, float32),
+    /// the files `bench curves --data DIR` reads.
+    Curves {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Training images.
+        #[arg(long, default_value_t = 20_000)]
+        train: usize,
+        /// Test images.
+        #[arg(long, default_value_t = 10_000)]
+        test: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
 }
 
@@ -270,6 +293,14 @@ fn init_tracing() {
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
+        Command::Data(DataCommand::Curves { out, train, test, seed }) => {
+            let options = natgrad::data::CurvesOptions { seed, train, test, ..Default::default() };
+            let curves = natgrad::data::Curves::generate(&options);
+            std::fs::create_dir_all(&out)?;
+            natgrad::npy::write(&out.join("train.npy"), &[curves.train.len(), 784], &curves.train.data)?;
+            natgrad::npy::write(&out.join("test.npy"), &[curves.test.len(), 784], &curves.test.data)?;
+            println!("wrote {0}/train.npy ({train}×784) and {0}/test.npy ({test}×784)", out.display());
+        }
         Command::Bench(BenchCommand::Curves { full, methods, budget, out, data, seed }) => {
             let methods = methods
                 .iter()

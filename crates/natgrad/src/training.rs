@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::compile::{
     CompileOptions, Error, FisherProduct, Gradient, Loss, MetricKind, compile_gradient, compile_loss,
-    compile_metric_product,
+    compile_metric_product, compile_squared_gradients,
 };
 
 /// Where the metric batch comes from.
@@ -55,6 +55,7 @@ pub struct ModelProblem<T: Element> {
     metric_inputs: Vec<T>,
     metric_targets: Vec<T>,
     ops: HostOf<T>,
+    squares: Option<Gradient<T>>,
     /// Metric products computed so far.
     pub metric_products: usize,
     /// Compile time of the three compiled functions, in seconds.
@@ -107,6 +108,7 @@ impl<T: Element> ModelProblem<T> {
             gradient_stream,
             metric_stream,
             ops: HostOf::new(),
+            squares: None,
             metric_products: 0,
             compile_seconds: start.elapsed().as_secs_f64(),
         };
@@ -180,6 +182,21 @@ impl<T: Element> Problem for ModelProblem<T> {
     fn metric_product(&mut self, v: &Vec<T>, out: &mut Vec<T>) -> Result<(), OpError> {
         self.metric_products += 1;
         self.fisher.apply(v, out).map_err(boxed)
+    }
+
+    fn squared_gradients(&mut self, theta: &Vec<T>, out: &mut Vec<T>) -> Result<bool, OpError> {
+        if self.squares.is_none() {
+            match compile_squared_gradients::<T>(&self.model, &CompileOptions::default()) {
+                Ok(compiled) => self.squares = Some(compiled),
+                // Not a dense network: the squares are not available, so no preconditioner.
+                Err(Error::Autodiff(natgrad_autodiff::Error::Arguments { .. })) => return Ok(false),
+                Err(e) => return Err(boxed(e)),
+            }
+        }
+        let targets = (!self.model.is_autoencoder()).then_some(self.gradient_targets.as_slice());
+        let squares = self.squares.as_mut().expect("compiled above");
+        squares.loss_and_gradient(theta, &self.gradient_inputs, targets, out).map_err(boxed)?;
+        Ok(true)
     }
 
     fn next_batch(&mut self) {

@@ -163,3 +163,38 @@ fn fvp_and_grad_round_trip_npy_files() {
     assert!(!ok && err.contains("must be the output activation"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn generated_curves_export_to_npy_and_read_back_with_data() {
+    let dir = scratch("data");
+    let path = dir.display().to_string();
+    let (ok, out, err) =
+        natgrad(&["data", "curves", "--out", &path, "--train", "40", "--test", "10", "--seed", "3"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("train.npy (40×784)"));
+    let (shape, values) = natgrad::npy::read(&dir.join("train.npy")).unwrap();
+    assert_eq!(shape, vec![40, 784]);
+    let generated = natgrad::data::Curves::generate(&natgrad::data::CurvesOptions {
+        seed: 3,
+        train: 40,
+        test: 10,
+        ..Default::default()
+    });
+    assert!(values.iter().zip(&generated.train.data).all(|(a, b)| *a as f32 == *b));
+    // The benchmark reads them back with --data.
+    let (ok, table, err) = natgrad(&[
+        "bench",
+        "curves",
+        "--data",
+        &path,
+        "--methods",
+        "sgd",
+        "--budget",
+        "0.5",
+        "--out",
+        &format!("{path}/out"),
+    ]);
+    assert!(ok, "{err}");
+    assert!(table.contains("Curves (from --data), 40 train / 10 test images"), "{table}");
+    std::fs::remove_dir_all(&dir).ok();
+}

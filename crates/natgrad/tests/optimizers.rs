@@ -192,3 +192,25 @@ fn a_resumed_run_equals_the_uninterrupted_one_bit_for_bit() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn squared_gradients_are_the_mean_of_per_example_squares() {
+    let model = nn::mlp(&[6, 5, 3], &[Activation::Tanh, Activation::Softmax], DType::F64).unwrap();
+    let (x, t) = classification();
+    let (x, t) = (x.head(9), t.head(9));
+    let theta = small_init(&model);
+    let to64 = |d: &[f32]| d.iter().map(|&v| v as f64).collect::<Vec<f64>>();
+    let mut squares = natgrad::compile_squared_gradients::<f64>(&model, &CompileOptions::default()).unwrap();
+    let mut got = vec![0.0; theta.len()];
+    squares.loss_and_gradient(&theta, &to64(&x.data), Some(&to64(&t.data)), &mut got).unwrap();
+    let mut gradient = compile_gradient::<f64>(&model, &CompileOptions::default()).unwrap();
+    let mut expected = vec![0.0; theta.len()];
+    let mut g = vec![0.0; theta.len()];
+    for i in 0..9 {
+        gradient.loss_and_gradient(&theta, &to64(x.row(i)), Some(&to64(t.row(i))), &mut g).unwrap();
+        expected.iter_mut().zip(&g).for_each(|(e, gi)| *e += gi * gi / 9.0);
+    }
+    let scale = expected.iter().fold(0.0f64, |m, e| m.max(e.abs()));
+    let err = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max) / scale;
+    assert!(err < 1e-12, "squared gradients vs per-example: {err:e}");
+}

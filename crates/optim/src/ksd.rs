@@ -3,6 +3,7 @@
 //! step, with BFGS over the few coefficients. The paper's section 6 relates it to NGD.
 
 use crate::OpError;
+use crate::methods::begin_second_order_step;
 use crate::problem::Problem;
 use crate::train::{Optimizer, OptimizerState, StepInfo};
 use crate::vector::VectorOps;
@@ -95,11 +96,7 @@ impl<P: Problem> Optimizer<P> for Ksd<V<P>> {
     }
 
     fn step(&mut self, problem: &mut P, theta: &mut V<P>) -> Result<StepInfo, OpError> {
-        problem.next_batch();
-        let ops = problem.ops().clone();
-        let mut g = ops.zeros_like(theta);
-        let loss = problem.loss_and_gradient(theta, &mut g)?;
-        problem.prepare_metric(theta)?;
+        let (ops, g, loss) = begin_second_order_step(problem, theta)?;
         let mut products = 0;
         let mut basis: Vec<V<P>> = Vec::new();
         let mut current = ops.zeros_like(theta);

@@ -59,14 +59,26 @@ struct Solve<T> {
     saved: Vec<(usize, T)>,
 }
 
+/// CG-only extras of a solve (HF): warm start, iterates to keep, preconditioner `M⁻¹`.
+struct CgExtras<'a, T> {
+    warm: Option<&'a T>,
+    save_at: &'a [usize],
+    preconditioner: Option<&'a T>,
+}
+
+impl<T> Default for CgExtras<'_, T> {
+    fn default() -> Self {
+        CgExtras { warm: None, save_at: &[], preconditioner: None }
+    }
+}
+
 /// Solves `(G + λI) d = −g` with the prepared metric.
 fn solve<P: Problem>(
     problem: &mut P,
     g: &V<P>,
     lambda: f64,
     settings: &SecondOrder,
-    warm: Option<&V<P>>,
-    save_at: &[usize],
+    extras: CgExtras<'_, V<P>>,
     products: &mut usize,
 ) -> Result<Solve<V<P>>, OpError> {
     let ops = problem.ops().clone();
@@ -92,7 +104,7 @@ fn solve<P: Problem>(
                 max_iterations: settings.max_solver_iterations,
                 tolerance: 1e-6,
                 progress: Some(5e-4),
-                save_at: save_at.to_vec(),
+                save_at: extras.save_at.to_vec(),
             };
             let mut op = |v: &V<P>, out: &mut V<P>| {
                 *products += 1;
@@ -100,10 +112,24 @@ fn solve<P: Problem>(
                 ops.axpy(lambda, v, out);
                 Ok(())
             };
-            let r = cg(&ops, &mut op, &rhs, warm, None, &options)?;
+            let r = cg(&ops, &mut op, &rhs, extras.warm, extras.preconditioner, &options)?;
             Ok(Solve { x: r.x, iterations: r.iterations, flag: format!("{:?}", r.flag), saved: r.saved })
         }
     }
+}
+
+/// The start of every second-order iteration: next batches, loss and gradient on the
+/// gradient batch, metric prepared at θ.
+pub(crate) fn begin_second_order_step<P: Problem>(
+    problem: &mut P,
+    theta: &V<P>,
+) -> Result<(P::Ops, V<P>, f64), OpError> {
+    problem.next_batch();
+    let ops = problem.ops().clone();
+    let mut g = ops.zeros_like(theta);
+    let loss = problem.loss_and_gradient(theta, &mut g)?;
+    problem.prepare_metric(theta)?;
+    Ok((ops, g, loss))
 }
 
 /// `θ + α d` into `out`.
@@ -206,14 +232,10 @@ impl<P: Problem> Optimizer<P> for Ngd {
     }
 
     fn step(&mut self, problem: &mut P, theta: &mut V<P>) -> Result<StepInfo, OpError> {
-        problem.next_batch();
-        let ops = problem.ops().clone();
-        let mut g = ops.zeros_like(theta);
-        let loss = problem.loss_and_gradient(theta, &mut g)?;
-        problem.prepare_metric(theta)?;
+        let (ops, g, loss) = begin_second_order_step(problem, theta)?;
         let mut products = 0;
         let lambda = self.lambda;
-        let s = solve(problem, &g, lambda, &self.settings, None, &[], &mut products)?;
+        let s = solve(problem, &g, lambda, &self.settings, CgExtras::default(), &mut products)?;
         let (alpha, loss_after) = match self.step {
             StepSize::Fixed(lr) => {
                 let mut trial = ops.zeros_like(theta);
@@ -368,14 +390,10 @@ impl<P: Problem> Optimizer<P> for Ncg<V<P>> {
     }
 
     fn step(&mut self, problem: &mut P, theta: &mut V<P>) -> Result<StepInfo, OpError> {
-        problem.next_batch();
-        let ops = problem.ops().clone();
-        let mut g = ops.zeros_like(theta);
-        let loss = problem.loss_and_gradient(theta, &mut g)?;
-        problem.prepare_metric(theta)?;
+        let (ops, g, loss) = begin_second_order_step(problem, theta)?;
         let mut products = 0;
         let lambda = self.lambda;
-        let s = solve(problem, &g, lambda, &self.settings, None, &[], &mut products)?;
+        let s = solve(problem, &g, lambda, &self.settings, CgExtras::default(), &mut products)?;
         let natural = s.x; // ñ = −(G + λI)⁻¹ g, a descent direction
         let (delta, direction, alpha, loss_after) = match (self.conjugacy, &self.previous) {
             (Conjugacy::Cobyla, Some((d_prev, _, _))) => {
@@ -505,11 +523,7 @@ impl<P: Problem> Optimizer<P> for HessianFree<V<P>> {
     }
 
     fn step(&mut self, problem: &mut P, theta: &mut V<P>) -> Result<StepInfo, OpError> {
-        problem.next_batch();
-        let ops = problem.ops().clone();
-        let mut g = ops.zeros_like(theta);
-        let loss = problem.loss_and_gradient(theta, &mut g)?;
-        problem.prepare_metric(theta)?;
+        let (ops, g, loss) = begin_second_order_step(problem, theta)?;
         let mut products = 0;
         let lambda = self.lambda;
         let warm = self.previous.as_ref().map(|p| {
@@ -518,7 +532,18 @@ impl<P: Problem> Optimizer<P> for HessianFree<V<P>> {
             w
         });
         let save_at: Vec<usize> = (0..40).map(|j| (5.0 * 1.3f64.powi(j)).ceil() as usize).collect();
-        let s = solve(problem, &g, lambda, &self.settings, warm.as_ref(), &save_at, &mut products)?;
+        // Martens' preconditioner M⁻¹ = (diag(Σ gᵢ²)/N + λ)^(−¾), when the problem provides it.
+        let mut squares = ops.zeros_like(theta);
+        let preconditioner = if problem.squared_gradients(theta, &mut squares)? {
+            let mut inverse = ops.zeros_like(theta);
+            ops.shifted_power(&squares, lambda, -0.75, &mut inverse);
+            Some(inverse)
+        } else {
+            None
+        };
+        let extras =
+            CgExtras { warm: warm.as_ref(), save_at: &save_at, preconditioner: preconditioner.as_ref() };
+        let s = solve(problem, &g, lambda, &self.settings, extras, &mut products)?;
         // CG-backtracking: walk back from the last saved iterate while the loss improves.
         let mut best = s.saved.len().saturating_sub(1);
         let mut trial = ops.zeros_like(theta);

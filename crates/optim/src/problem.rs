@@ -35,4 +35,14 @@ pub trait Problem {
 
     /// Draws the next gradient and metric batches (no-op for full-batch problems).
     fn next_batch(&mut self) {}
+
+    /// Writes `(1/N) Σᵢ gᵢ ⊙ gᵢ` over the gradient batch (per-example gradients squared),
+    /// for Martens' preconditioner; returns false when the problem cannot.
+    fn squared_gradients(
+        &mut self,
+        _theta: &<Self::Ops as VectorOps>::Vector,
+        _out: &mut <Self::Ops as VectorOps>::Vector,
+    ) -> Result<bool, OpError> {
+        Ok(false)
+    }
 }

@@ -33,6 +33,8 @@ pub trait VectorOps {
     fn fill(&self, x: &mut Self::Vector, value: f64);
     /// `out ← a ⊙ b` (elementwise product: diagonal preconditioners).
     fn mul(&self, a: &Self::Vector, b: &Self::Vector, out: &mut Self::Vector);
+    /// `out ← (x + shift)^exponent` elementwise (preconditioners).
+    fn shifted_power(&self, x: &Self::Vector, shift: f64, exponent: f64, out: &mut Self::Vector);
     /// The values as f64 (exact for f32 and f64), for checkpoints.
     fn to_f64(&self, x: &Self::Vector) -> Vec<f64>;
     /// A vector from f64 values (exact for values that came from `to_f64`).
@@ -72,6 +74,9 @@ impl<T: Scalar> VectorOps for HostOf<T> {
     }
     fn mul(&self, a: &Vec<T>, b: &Vec<T>, out: &mut Vec<T>) {
         out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&x, &y))| *o = x * y);
+    }
+    fn shifted_power(&self, x: &Vec<T>, shift: f64, exponent: f64, out: &mut Vec<T>) {
+        out.iter_mut().zip(x).for_each(|(o, &v)| *o = T::from_f64((v.as_f64() + shift).powf(exponent)));
     }
     fn to_f64(&self, x: &Vec<T>) -> Vec<f64> {
         x.iter().map(|v| v.as_f64()).collect()

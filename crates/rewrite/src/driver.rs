@@ -42,7 +42,7 @@ pub(crate) fn sweep(
     limits: Limits,
 ) -> natgrad_ir::Result<SweepResult> {
     let mut s = Sweep { enabled, graph: Graph::new(), hits: BTreeMap::new(), limits, over_budget: false };
-    let needed = ancestors(source);
+    let needed = source.ancestors(source.outputs());
     let mut map: Vec<Option<NodeId>> = vec![None; source.len()];
     for id in source.node_ids().filter(|id| needed[id.index()]) {
         let node = source.node(id);
@@ -130,19 +130,4 @@ impl Sweep<'_> {
 /// Canonical operand order of commutative ops: non-constants by id, constants last.
 fn operand_rank(graph: &Graph, id: NodeId) -> (bool, NodeId) {
     (constant_value(graph, id).is_some(), id)
-}
-
-fn ancestors(graph: &Graph) -> Vec<bool> {
-    let mut needed = vec![false; graph.len()];
-    for o in graph.outputs() {
-        needed[o.index()] = true;
-    }
-    for id in graph.node_ids().rev() {
-        if needed[id.index()] {
-            for i in graph.inputs(id) {
-                needed[i.index()] = true;
-            }
-        }
-    }
-    needed
 }
