@@ -22,75 +22,48 @@ pub trait Element: Scalar {
     );
 }
 
-impl Element for f32 {
-    fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: &[f32],
-        rsa: isize,
-        csa: isize,
-        b: &[f32],
-        rsb: isize,
-        csb: isize,
-        c: &mut [f32],
-    ) {
-        // SAFETY: the plan sized every buffer for its shape; `gemm_args` checked the extents.
-        unsafe {
-            matrixmultiply::sgemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.as_ptr(),
-                rsa,
-                csa,
-                b.as_ptr(),
-                rsb,
-                csb,
-                0.0,
-                c.as_mut_ptr(),
-                n as isize,
-                1,
-            )
+/// `Element` for a float type through matrixmultiply's GEMM of that type.
+macro_rules! element {
+    ($t:ty, $gemm:path) => {
+        impl Element for $t {
+            fn gemm(
+                m: usize,
+                k: usize,
+                n: usize,
+                a: &[$t],
+                rsa: isize,
+                csa: isize,
+                b: &[$t],
+                rsb: isize,
+                csb: isize,
+                c: &mut [$t],
+            ) {
+                // SAFETY: the plan sized every buffer for its shape; `matmul` checked the extents.
+                unsafe {
+                    $gemm(
+                        m,
+                        k,
+                        n,
+                        1.0,
+                        a.as_ptr(),
+                        rsa,
+                        csa,
+                        b.as_ptr(),
+                        rsb,
+                        csb,
+                        0.0,
+                        c.as_mut_ptr(),
+                        n as isize,
+                        1,
+                    )
+                }
+            }
         }
-    }
+    };
 }
 
-impl Element for f64 {
-    fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: &[f64],
-        rsa: isize,
-        csa: isize,
-        b: &[f64],
-        rsb: isize,
-        csb: isize,
-        c: &mut [f64],
-    ) {
-        // SAFETY: as for f32.
-        unsafe {
-            matrixmultiply::dgemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.as_ptr(),
-                rsa,
-                csa,
-                b.as_ptr(),
-                rsb,
-                csb,
-                0.0,
-                c.as_mut_ptr(),
-                n as isize,
-                1,
-            )
-        }
-    }
-}
+element!(f32, matrixmultiply::sgemm);
+element!(f64, matrixmultiply::dgemm);
 
 /// `out = op(a)·op(b)` for row-major `a` (`a_shape`) and `b` (`b_shape`).
 pub fn matmul<T: Element>(

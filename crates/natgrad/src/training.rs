@@ -117,6 +117,15 @@ impl<T: Element> ModelProblem<T> {
     }
 
     fn fill_metric_batch(&mut self) {
+        // A fixed metric batch (the whole set, or the gradient batch of a full-batch run) is
+        // converted once, not every iteration.
+        let fixed = match self.batching.source {
+            MetricSource::SameBatch => self.gradient_stream.is_none(),
+            _ => self.metric_stream.is_none(),
+        };
+        if fixed && !self.metric_inputs.is_empty() {
+            return;
+        }
         let (source, targets) = match &self.batching.source {
             MetricSource::SameBatch => {
                 self.metric_inputs.clone_from(&self.gradient_inputs);
@@ -146,10 +155,6 @@ impl<T: Element> ModelProblem<T> {
     pub fn model(&self) -> &Model {
         &self.model
     }
-
-    fn targets(&self) -> Option<&[T]> {
-        (!self.model.is_autoencoder()).then_some(self.gradient_targets.as_slice())
-    }
 }
 
 fn boxed(e: Error) -> OpError {
@@ -169,8 +174,8 @@ impl<T: Element> Problem for ModelProblem<T> {
     }
 
     fn loss(&mut self, theta: &Vec<T>) -> Result<f64, OpError> {
-        let targets = self.targets().map(<[T]>::to_vec);
-        self.loss.loss(theta, &self.gradient_inputs, targets.as_deref()).map_err(boxed)
+        let targets = (!self.model.is_autoencoder()).then_some(self.gradient_targets.as_slice());
+        self.loss.loss(theta, &self.gradient_inputs, targets).map_err(boxed)
     }
 
     fn prepare_metric(&mut self, theta: &Vec<T>) -> Result<(), OpError> {
