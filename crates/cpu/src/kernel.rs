@@ -71,6 +71,7 @@ pub type KernelFn = unsafe extern "C" fn(*const *mut u8, usize, usize, usize);
 pub struct Jit {
     module: JITModule,
     declared: Vec<FuncId>,
+    fast_exp: bool,
 }
 
 macro_rules! libm_wrappers {
@@ -104,8 +105,10 @@ const LIBM: [(&str, usize, *const u8, *const u8); 5] = [
 ];
 
 impl Jit {
-    /// A JIT for the host CPU.
-    pub fn new() -> Result<Jit, Error> {
+    /// A JIT for the host CPU. With `fast_exp`, f32 vector loops compute `exp` (and the
+    /// sigmoid and softplus built on it) with an in-IR range reduction and degree-6
+    /// polynomial instead of four libm calls per vector.
+    pub fn new(fast_exp: bool) -> Result<Jit, Error> {
         let mut flags = settings::builder();
         let codegen = |e: String| Error::Codegen(e);
         flags.set("use_colocated_libcalls", "false").map_err(|e| codegen(e.to_string()))?;
@@ -120,7 +123,7 @@ impl Jit {
             builder.symbol(format!("ng_{name}_f32"), f32_fn);
             builder.symbol(format!("ng_{name}_f64"), f64_fn);
         }
-        Ok(Jit { module: JITModule::new(builder), declared: Vec::new() })
+        Ok(Jit { module: JITModule::new(builder), declared: Vec::new(), fast_exp })
     }
 
     /// Compiles `spec`; returns its index for [`Jit::finish`].
@@ -141,7 +144,9 @@ impl Jit {
         {
             let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
             let libm = declare_libm(&mut self.module, &mut b, spec.dtype)?;
-            Lowering::new(spec, ptr, libm).emit(&mut b);
+            let mut lowering = Lowering::new(spec, ptr, libm);
+            lowering.fast_exp = self.fast_exp && spec.dtype == DType::F32;
+            lowering.emit(&mut b);
             b.seal_all_blocks();
             b.finalize(self.module.target_config());
         }
@@ -206,6 +211,7 @@ struct Lowering<'s> {
     lanes: i64,
     size: i64,
     libm: Vec<(&'static str, FuncRef)>,
+    fast_exp: bool,
 }
 
 /// Per-row base addresses and the loop counters a body needs.
@@ -220,7 +226,7 @@ impl<'s> Lowering<'s> {
             DType::F32 => (types::F32, types::F32X4, 4, 4),
             DType::F64 => (types::F64, types::F64X2, 2, 8),
         };
-        Lowering { spec, ptr, scalar, vector, lanes, size, libm }
+        Lowering { spec, ptr, scalar, vector, lanes, size, libm, fast_exp: false }
     }
 
     fn emit(&self, b: &mut FunctionBuilder) {
@@ -377,6 +383,9 @@ impl<'s> Lowering<'s> {
     }
 
     fn call(&self, b: &mut FunctionBuilder, name: &str, args: &[Value], vector: bool) -> Value {
+        if vector && self.fast_exp && name == "exp" {
+            return self.exp_f32x4(b, args[0]);
+        }
         let f = self.libm.iter().find(|(n, _)| *n == name).expect("declared libm function").1;
         if !vector {
             let call = b.ins().call(f, args);
@@ -390,6 +399,59 @@ impl<'s> Lowering<'s> {
             out = b.ins().insertlane(out, r, lane);
         }
         out
+    }
+
+    /// eˣ on f32x4 (Cephes' expf): n = round(x·log₂e), r = x − n·ln2 in two parts,
+    /// eʳ by a degree-6 polynomial, times 2ⁿ built from exponent bits (as 2ⁿ⁻¹·2, so
+    /// n = 128 stays finite). Below −86.6 the result is 0 (true value < 2.5e-38), above
+    /// 88.72 it is +∞, NaN stays NaN.
+    fn exp_f32x4(&self, b: &mut FunctionBuilder, x: Value) -> Value {
+        let c = |b: &mut FunctionBuilder, v: f32| {
+            let s = b.ins().f32const(v);
+            b.ins().splat(types::F32X4, s)
+        };
+        let (lo, hi) = (c(b, -86.6), c(b, 88.722_83));
+        let clamped = b.ins().fmax(x, lo);
+        let clamped = b.ins().fmin(clamped, hi);
+        let log2e = c(b, std::f32::consts::LOG2_E);
+        let scaled = b.ins().fmul(clamped, log2e);
+        let n = b.ins().nearest(scaled);
+        let (c1, c2) = (c(b, 0.693_359_4), c(b, -2.121_944_4e-4));
+        let n_c1 = b.ins().fmul(n, c1);
+        let r = b.ins().fsub(clamped, n_c1);
+        let n_c2 = b.ins().fmul(n, c2);
+        let r = b.ins().fsub(r, n_c2);
+        let coefficients =
+            [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1];
+        let mut y = c(b, coefficients[0]);
+        for &k in &coefficients[1..] {
+            let yr = b.ins().fmul(y, r);
+            let kk = c(b, k);
+            y = b.ins().fadd(yr, kk);
+        }
+        let r2 = b.ins().fmul(r, r);
+        let y = b.ins().fmul(y, r2);
+        let y = b.ins().fadd(y, r);
+        let one = c(b, 1.0);
+        let y = b.ins().fadd(y, one);
+        // 2ⁿ⁻¹ from exponent bits, then ×2.
+        let ni = b.ins().fcvt_to_sint_sat(types::I32X4, n);
+        let bias = b.ins().iconst(types::I32, 126);
+        let bias = b.ins().splat(types::I32X4, bias);
+        let biased = b.ins().iadd(ni, bias);
+        let shift = b.ins().iconst(types::I32, 23);
+        let bits = b.ins().ishl(biased, shift);
+        let flags = MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little);
+        let half_pow = b.ins().bitcast(types::F32X4, flags, bits);
+        let two = c(b, 2.0);
+        let scaled = b.ins().fmul(y, half_pow);
+        let result = b.ins().fmul(scaled, two);
+        let zero = c(b, 0.0);
+        let below = b.ins().fcmp(FloatCC::LessThan, x, lo);
+        let result = self.choose(b, below, zero, result, true);
+        let infinity = c(b, f32::INFINITY);
+        let above = b.ins().fcmp(FloatCC::GreaterThan, x, hi);
+        self.choose(b, above, infinity, result, true)
     }
 
     fn unary(&self, b: &mut FunctionBuilder, op: Unary, x: Value, vector: bool) -> Value {

@@ -19,12 +19,16 @@ pub struct CompileOptions {
     pub simplify: bool,
     /// Threads for fused kernels (default: available parallelism).
     pub threads: usize,
+    /// f32 `exp` by an in-IR polynomial instead of libm calls. Default false: measured
+    /// with `natgrad bench exp`, both routes run at the same speed here (the fused kernels
+    /// are memory-bound), and libm matches the interpreter exactly (docs/benchmarks.md).
+    pub fast_exp: bool,
 }
 
 impl Default for CompileOptions {
     fn default() -> CompileOptions {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        CompileOptions { simplify: true, threads }
+        CompileOptions { simplify: true, threads, fast_exp: false }
     }
 }
 
@@ -91,7 +95,7 @@ impl<T: Element> Program<T> {
         let lowered = lower(&simplified.graph, &simplified.fusion, phases)?;
         times.lower = start.elapsed();
         let start = Instant::now();
-        let mut jit = Jit::new()?;
+        let mut jit = Jit::new(options.fast_exp)?;
         let mut kernel_of_unit = Vec::new();
         for unit in &lowered.units {
             kernel_of_unit.push(match &unit.work {
@@ -134,10 +138,11 @@ impl<T: Element> Program<T> {
             static CACHE: std::cell::RefCell<HashMap<String, Box<dyn std::any::Any>>> = std::cell::RefCell::new(HashMap::new());
         }
         let key = format!(
-            "{}|{phases:?}|{}|{}\n{}",
+            "{}|{phases:?}|{}|{}|{}\n{}",
             std::any::type_name::<T>(),
             options.simplify,
             options.threads,
+            options.fast_exp,
             natgrad_ir::text::print(graph)
         );
         if let Some(hit) =

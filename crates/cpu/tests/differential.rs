@@ -202,3 +202,53 @@ proptest! {
         if double { check::<f64>(&label, &graph, batch, 5, 1e-12) } else { check::<f32>(&label, &graph, batch, 5, 1e-5) }
     }
 }
+
+/// The f32 vector `exp` polynomial against the platform's `expf`, over the whole range.
+#[test]
+fn fast_exp_is_accurate() {
+    let b = Builder::new(DType::F32);
+    let x = b.input("x", Shape::batched(&[8]));
+    let graph = b.finish(&[&x.exp()]).unwrap();
+    let mut values: Vec<f32> = (0..8000).map(|i| -95.0 + 190.0 * i as f32 / 7999.0).collect();
+    values.extend([
+        0.0,
+        -0.0,
+        1e-8,
+        -1e-8,
+        88.7,
+        88.72,
+        89.0,
+        -86.5,
+        -86.7,
+        -104.0,
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        0.5,
+        -0.5,
+        3.0,
+    ]);
+    let rows = values.len() / 8;
+    values.truncate(rows * 8);
+    for fast_exp in [true, false] {
+        let options = CompileOptions { fast_exp, ..CompileOptions::default() };
+        let program = std::sync::Arc::new(Program::<f32>::compile(&graph, &[&["x"]], &options).unwrap());
+        let mut session = program.session(rows);
+        session.set("x", &values).unwrap();
+        session.run(0).unwrap();
+        let mut worst = 0.0f64;
+        for (&x, &y) in values.iter().zip(session.output(0)) {
+            let expected = x.exp();
+            if x.is_nan() {
+                assert!(y.is_nan(), "exp(NaN) = {y}");
+            } else if expected == f32::INFINITY || expected == 0.0 {
+                assert_eq!(y, expected, "exp({x})");
+            } else if expected < 2.5e-38 {
+                assert!(y.abs() <= 2.5e-38, "exp({x}) = {y}");
+            } else {
+                worst = worst.max(((y as f64) - (expected as f64)).abs() / expected as f64);
+            }
+        }
+        assert!(worst < 5e-7, "fast_exp {fast_exp}: max relative error {worst:e}");
+    }
+}

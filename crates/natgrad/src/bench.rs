@@ -252,3 +252,34 @@ impl Report {
         )
     }
 }
+
+/// `natgrad bench exp`: the two routes for f32 `exp` (libm calls per lane vs the in-IR
+/// polynomial), on a sigmoid kernel and on the Curves forward pass, side by side.
+pub fn exp_routes(batch: usize, runs: usize) -> Result<String, Error> {
+    use natgrad_ir::{Builder, DType, Shape};
+    let mut out = format!("f32 exp routes, batch {batch}, medians of {runs} runs (min–max)\n");
+    let b = Builder::new(DType::F32);
+    let x = b.input("x", Shape::batched(&[784]));
+    let graph = b.finish(&[&x.sigmoid()])?;
+    let data: Vec<f32> = (0..batch * 784).map(|i| ((i % 1997) as f32 / 1997.0 - 0.5) * 20.0).collect();
+    let model = crate::nn::curves_autoencoder();
+    let theta: Vec<f32> =
+        (0..model.layout.len()).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 * 0.1 - 0.05).collect();
+    for fast_exp in [false, true] {
+        let options = CompileOptions { fast_exp, ..CompileOptions::default() };
+        let program = std::sync::Arc::new(natgrad_cpu::Program::<f32>::compile(&graph, &[&["x"]], &options)?);
+        let mut session = program.session(batch);
+        session.set("x", &data)?;
+        let (median, min, max) = time_runs(runs, || Ok(session.run(0)?))?;
+        let route = if fast_exp { "polynomial" } else { "libm" };
+        let _ = writeln!(
+            out,
+            "sigmoid kernel [{batch}×784], {route:<10}: {median:.2} ms ({min:.2}–{max:.2}), {:.0} Melem/s",
+            (batch * 784) as f64 / (median * 1e3)
+        );
+        let mut loss = crate::compile::compile_loss::<f32>(&model, &options)?;
+        let (median, min, max) = time_runs(runs, || loss.loss(&theta, &data, None).map(|_| ()))?;
+        let _ = writeln!(out, "Curves forward + loss,  {route:<10}: {median:.2} ms ({min:.2}–{max:.2})");
+    }
+    Ok(out)
+}

@@ -113,6 +113,15 @@ enum DataCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// The two f32 exp routes (libm calls vs in-IR polynomial) side by side.
+    Exp {
+        /// Batch size.
+        #[arg(long, default_value_t = 5000)]
+        batch: usize,
+        /// Timed runs (after one warm-up).
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+    },
     /// The Curves benchmark of the paper's section 10 (Figure 3): NGD, NGD-L, NCG-L, NCG-F,
     /// SGD and Hessian-free on the Curves autoencoder, each under a wall-clock budget.
     Curves {
@@ -293,6 +302,9 @@ fn init_tracing() {
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
+        Command::Bench(BenchCommand::Exp { batch, runs }) => {
+            print!("{}", natgrad::bench::exp_routes(batch.max(1), runs.max(1))?)
+        }
         Command::Data(DataCommand::Curves { out, train, test, seed }) => {
             let options = natgrad::data::CurvesOptions { seed, train, test, ..Default::default() };
             let curves = natgrad::data::Curves::generate(&options);
