@@ -422,7 +422,7 @@ impl<'s> Lowering<'s> {
         let n_c2 = b.ins().fmul(n, c2);
         let r = b.ins().fsub(r, n_c2);
         let coefficients =
-            [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1];
+            [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5];
         let mut y = c(b, coefficients[0]);
         for &k in &coefficients[1..] {
             let yr = b.ins().fmul(y, r);
