@@ -2,7 +2,7 @@
 //! size, and sessions that bind validated inputs and run phases.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use natgrad_ir::{DType, Graph, NodeId, Op, Shape, TensorType};
@@ -60,7 +60,7 @@ pub struct Program<T: Element> {
 
 /// A memory plan and buffers for one batch size.
 pub struct Session<T: Element> {
-    program: Arc<Program<T>>,
+    program: Rc<Program<T>>,
     batch: usize,
     buffers: Vec<Vec<T>>,
     buffer_of: HashMap<NodeId, usize>,
@@ -133,7 +133,7 @@ impl<T: Element> Program<T> {
         graph: &Graph,
         phases: &[&[&str]],
         options: &CompileOptions,
-    ) -> Result<Arc<Program<T>>, Error> {
+    ) -> Result<Rc<Program<T>>, Error> {
         thread_local! {
             static CACHE: std::cell::RefCell<HashMap<String, Box<dyn std::any::Any>>> = std::cell::RefCell::new(HashMap::new());
         }
@@ -146,12 +146,12 @@ impl<T: Element> Program<T> {
             natgrad_ir::text::print(graph)
         );
         if let Some(hit) =
-            CACHE.with(|c| c.borrow().get(&key).and_then(|p| p.downcast_ref::<Arc<Program<T>>>().cloned()))
+            CACHE.with(|c| c.borrow().get(&key).and_then(|p| p.downcast_ref::<Rc<Program<T>>>().cloned()))
         {
             return Ok(hit);
         }
-        let program = Arc::new(Program::compile(graph, phases, options)?);
-        CACHE.with(|c| c.borrow_mut().insert(key, Box::new(Arc::clone(&program))));
+        let program = Rc::new(Program::compile(graph, phases, options)?);
+        CACHE.with(|c| c.borrow_mut().insert(key, Box::new(Rc::clone(&program))));
         Ok(program)
     }
 
@@ -171,10 +171,10 @@ impl<T: Element> Program<T> {
     }
 
     /// A session for batch size `batch`: plans memory and writes constants.
-    pub fn session(self: &Arc<Self>, batch: usize) -> Session<T> {
+    pub fn session(self: &Rc<Self>, batch: usize) -> Session<T> {
         let plan = plan_memory(self, batch);
         let mut session = Session {
-            program: Arc::clone(self),
+            program: Rc::clone(self),
             batch,
             buffers: plan.sizes.iter().map(|&n| vec![T::zero(); n]).collect(),
             buffer_of: plan.buffer_of,
@@ -390,7 +390,7 @@ impl<T: Element> Session<T> {
     }
 
     fn execute(&mut self, u: usize) {
-        let program = Arc::clone(&self.program);
+        let program = Rc::clone(&self.program);
         let unit = &program.lowered.units[u];
         let out = unit.outputs[0];
         match &unit.work {

@@ -26,7 +26,7 @@ fn check<T: Element>(label: &str, graph: &Graph, batch: usize, seed: u64, tol: f
         .collect();
     let names: Vec<&str> = leaves.iter().map(|(n, _)| n.as_str()).collect();
     let program = Program::<T>::compile(graph, &[&names], &CompileOptions::default())
-        .map(std::sync::Arc::new)
+        .map(std::rc::Rc::new)
         .unwrap_or_else(|e| panic!("{label}: {e}\n{graph}"));
     let mut session = program.session(batch);
     let mut bindings = Bindings::new().with_batch(batch);
@@ -232,7 +232,7 @@ fn fast_exp_is_accurate() {
     values.truncate(rows * 8);
     for fast_exp in [true, false] {
         let options = CompileOptions { fast_exp, ..CompileOptions::default() };
-        let program = std::sync::Arc::new(Program::<f32>::compile(&graph, &[&["x"]], &options).unwrap());
+        let program = std::rc::Rc::new(Program::<f32>::compile(&graph, &[&["x"]], &options).unwrap());
         let mut session = program.session(rows);
         session.set("x", &values).unwrap();
         session.run(0).unwrap();

@@ -267,7 +267,7 @@ pub fn exp_routes(batch: usize, runs: usize) -> Result<String, Error> {
         (0..model.layout.len()).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 * 0.1 - 0.05).collect();
     for fast_exp in [false, true] {
         let options = CompileOptions { fast_exp, ..CompileOptions::default() };
-        let program = std::sync::Arc::new(natgrad_cpu::Program::<f32>::compile(&graph, &[&["x"]], &options)?);
+        let program = std::rc::Rc::new(natgrad_cpu::Program::<f32>::compile(&graph, &[&["x"]], &options)?);
         let mut session = program.session(batch);
         session.set("x", &data)?;
         let (median, min, max) = time_runs(runs, || Ok(session.run(0)?))?;

@@ -2,7 +2,7 @@
 //! times), loss and gradient, and the loss alone — all through the CPU backend.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use natgrad_autodiff::{METRIC_INPUT, Product, fisher_product, gradient};
@@ -73,7 +73,7 @@ impl CompileReport {
 
 /// Sessions per batch size, created on first use.
 struct Sessions<T: Element> {
-    program: Arc<Program<T>>,
+    program: Rc<Program<T>>,
     by_batch: HashMap<usize, Session<T>>,
 }
 
@@ -177,7 +177,7 @@ fn compile_product<T: Element>(
     product: &Product,
     model: &Model,
     options: &CompileOptions,
-) -> Result<Arc<Program<T>>, Error> {
+) -> Result<Rc<Program<T>>, Error> {
     let mut first: Vec<String> = model.layout.slots().iter().map(|s| s.name.clone()).collect();
     first.push(METRIC_INPUT.to_string());
     first.push(natgrad_autodiff::METRIC_TARGETS.to_string());
@@ -311,7 +311,7 @@ fn compile_model_graph<T: Element>(
     graph: &Graph,
     model: &Model,
     options: &CompileOptions,
-) -> Result<Arc<Program<T>>, Error> {
+) -> Result<Rc<Program<T>>, Error> {
     let mut names: Vec<&str> = model.layout.slots().iter().map(|s| s.name.as_str()).collect();
     names.push(model.input_name());
     if !model.is_autoencoder() {
