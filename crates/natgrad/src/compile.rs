@@ -124,6 +124,8 @@ pub struct FisherProduct<T: Element> {
     sessions: Sessions<T>,
     layout: ParamLayout,
     input_width: usize,
+    /// Input names of the tangent `v` per parameter (`v.w1`, …), made once for `apply`.
+    vector_names: Vec<String>,
     prepared: Option<usize>,
     /// Compile-time breakdown.
     pub report: CompileReport,
@@ -169,6 +171,7 @@ pub fn compile_metric_product<T: Element>(
         sessions: Sessions { program, by_batch: HashMap::new() },
         layout: model.layout.clone(),
         input_width: input_width(model),
+        vector_names: model.layout.slots().iter().map(|s| format!("v.{}", s.name)).collect(),
         prepared: None,
     })
 }
@@ -227,7 +230,9 @@ impl<T: Element> FisherProduct<T> {
         check_len("gv", self.layout.len(), gv.len())?;
         let batch = self.prepared.ok_or(Error::NotPrepared)?;
         let session = self.sessions.get(batch);
-        set_params(session, &self.layout, "v.", v)?;
+        for (slot, name) in self.layout.slots().iter().zip(&self.vector_names) {
+            session.set(name, &v[slot.offset..slot.offset + slot.len()])?;
+        }
         session.run(1)?;
         let lambda = T::from_f64(damping);
         for (i, slot) in self.layout.slots().iter().enumerate() {

@@ -9,7 +9,7 @@ use natgrad_ir::{Graph, NodeId, Op, Provenance};
 
 use crate::analysis::constant_value;
 use crate::pattern::Build;
-use crate::rules::index;
+use crate::rules::{Rule, index};
 
 /// Limits that keep a sweep from running away (Theano's 7M-node loop is the anti-example).
 #[derive(Clone, Copy, Debug)]
@@ -28,7 +28,7 @@ pub(crate) struct SweepResult {
 }
 
 struct Sweep<'a> {
-    enabled: &'a dyn Fn(&'static str) -> bool,
+    enabled: &'a dyn Fn(&Rule) -> bool,
     graph: Graph,
     hits: BTreeMap<&'static str, usize>,
     limits: Limits,
@@ -38,7 +38,7 @@ struct Sweep<'a> {
 /// Rebuilds `source` (its outputs' ancestors) applying the rules `enabled` accepts.
 pub(crate) fn sweep(
     source: &Graph,
-    enabled: &dyn Fn(&'static str) -> bool,
+    enabled: &dyn Fn(&Rule) -> bool,
     limits: Limits,
 ) -> natgrad_ir::Result<SweepResult> {
     let mut s = Sweep { enabled, graph: Graph::new(), hits: BTreeMap::new(), limits, over_budget: false };
@@ -89,14 +89,13 @@ impl Sweep<'_> {
                 return Ok(id);
             }
             let Some(candidates) = rules.by_root.get(self.graph.op(id).name()) else { return Ok(id) };
-            let found = candidates
-                .iter()
-                .map(|&i| &rules.compiled[i])
-                .filter(|c| (self.enabled)(c.rule.name))
-                .find_map(|c| {
-                    let build = c.apply(&self.graph, id)?;
-                    (build != Build::Existing(id)).then_some((c.rule.name, build))
-                });
+            let found =
+                candidates.iter().map(|&i| &rules.compiled[i]).filter(|c| (self.enabled)(c.rule)).find_map(
+                    |c| {
+                        let build = c.apply(&self.graph, id)?;
+                        (build != Build::Existing(id)).then_some((c.rule.name, build))
+                    },
+                );
             let Some((name, build)) = found else { return Ok(id) };
             *self.hits.entry(name).or_default() += 1;
             let carried = Provenance { name: None, location: provenance.location };

@@ -121,7 +121,7 @@ pub fn simplify(graph: &Graph, options: &Options) -> natgrad_ir::Result<Simplifi
         let mut fired = 0;
         last_hits.clear();
         for &(pass, families) in PASSES {
-            let enabled = |name: &'static str| rule_enabled(name, families, options);
+            let enabled = |rule: &Rule| rule_enabled(rule, families, options);
             let result = driver::sweep(&current, &enabled, limits)?;
             current = result.graph;
             for (rule, n) in &result.hits {
@@ -162,8 +162,8 @@ pub fn simplify(graph: &Graph, options: &Options) -> natgrad_ir::Result<Simplifi
     Ok(Simplified { graph: current, fusion, stats })
 }
 
-fn rule_enabled(name: &'static str, families: &[Family], options: &Options) -> bool {
-    let Some(rule) = all_rules().find(|r| r.name == name) else { return false };
+fn rule_enabled(rule: &Rule, families: &[Family], options: &Options) -> bool {
+    let name = rule.name;
     let family_on = families.contains(&rule.family) && (rule.family != Family::FastMath || options.fast_math);
     let selected = options.only.as_ref().is_none_or(|only| only.iter().any(|o| o == name));
     family_on && selected
