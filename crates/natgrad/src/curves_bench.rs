@@ -14,7 +14,9 @@ use natgrad_optim::{
     Conjugacy, Damping, HessianFree, Ncg, Ngd, Optimizer, SecondOrder, Sgd, Solver, StepSize, StopWhen, train,
 };
 
-use crate::compile::{CompileOptions, MetricKind, compile_reconstruction_error};
+use natgrad_ir::{Model, ParamLayout};
+
+use crate::compile::{CompileOptions, MetricKind, ReconstructionError, compile_reconstruction_error};
 use crate::plot::{Series, figure};
 use crate::training::{Batching, MetricSource, ModelProblem, sparse_init};
 
@@ -60,10 +62,121 @@ impl Method {
     }
 }
 
+/// The settings of one method: batches, solver, damping, step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MethodSettings {
+    /// Gradient batch size (`None`: the whole training set).
+    pub gradient_batch: Option<usize>,
+    /// Metric batch size, drawn independently of the gradient batch (`None`: the whole set).
+    pub metric_batch: Option<usize>,
+    /// Linear solver (HF always uses CG).
+    pub solver: Solver,
+    /// Solver iteration limit.
+    pub solver_iterations: usize,
+    /// Initial Levenberg–Marquardt λ.
+    pub initial_damping: f64,
+    /// Warm-start each solve from 0.95× the previous solution (HF always does).
+    pub warm_start: bool,
+    /// Learning rate (NGD and SGD; the others search along the direction).
+    pub learning_rate: f64,
+}
+
+impl MethodSettings {
+    /// The paper's settings (section 10 and appendix; Martens 2010 for HF) on `n` images.
+    pub fn paper(method: Method, n: usize) -> MethodSettings {
+        let second = MethodSettings {
+            gradient_batch: None,
+            metric_batch: None,
+            solver: Solver::MinresQlp,
+            solver_iterations: 250,
+            initial_damping: 3.0,
+            warm_start: false,
+            learning_rate: 1.0,
+        };
+        let quarter = Some(n / 4);
+        match method {
+            Method::Ngd => MethodSettings { gradient_batch: quarter, metric_batch: quarter, ..second },
+            Method::NgdL | Method::NcgL | Method::NcgF => second,
+            Method::Sgd => MethodSettings {
+                gradient_batch: Some(100),
+                metric_batch: Some(100),
+                learning_rate: 0.01,
+                ..second
+            },
+            Method::Hf => MethodSettings {
+                metric_batch: quarter,
+                solver: Solver::Cg,
+                initial_damping: 45.0,
+                warm_start: true,
+                ..second
+            },
+        }
+    }
+
+    /// The default of the reduced run: the best settings of the sweep in
+    /// docs/benchmarks.md for a budget of tens of seconds on 2 cores.
+    pub fn tuned(method: Method, n: usize) -> MethodSettings {
+        let paper = MethodSettings::paper(method, n);
+        let small = MethodSettings {
+            gradient_batch: Some(250),
+            metric_batch: Some(250),
+            solver_iterations: 20,
+            ..paper
+        };
+        match method {
+            Method::Ngd => MethodSettings { initial_damping: 1.0, ..small },
+            Method::NgdL | Method::NcgL | Method::NcgF => small,
+            Method::Sgd => paper,
+            Method::Hf => MethodSettings {
+                gradient_batch: Some(1250),
+                metric_batch: Some(250),
+                solver_iterations: 50,
+                ..paper
+            },
+        }
+    }
+}
+
+/// Settings that replace a method's own (second-order methods only; SGD keeps its own).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Overrides {
+    /// Gradient batch size (0: the whole set).
+    pub gradient_batch: Option<usize>,
+    /// Metric batch size (0: the whole set).
+    pub metric_batch: Option<usize>,
+    /// Solver (not for HF, which is CG by definition).
+    pub solver: Option<Solver>,
+    /// Solver iteration limit.
+    pub solver_iterations: Option<usize>,
+    /// Initial λ.
+    pub initial_damping: Option<f64>,
+    /// Warm starts.
+    pub warm_start: Option<bool>,
+}
+
+impl Overrides {
+    fn apply(&self, method: Method, settings: MethodSettings) -> MethodSettings {
+        if method == Method::Sgd {
+            return settings;
+        }
+        let size = |b: usize| (b > 0).then_some(b);
+        MethodSettings {
+            gradient_batch: self.gradient_batch.map_or(settings.gradient_batch, size),
+            metric_batch: self.metric_batch.map_or(settings.metric_batch, size),
+            solver: if method == Method::Hf { Solver::Cg } else { self.solver.unwrap_or(settings.solver) },
+            solver_iterations: self.solver_iterations.unwrap_or(settings.solver_iterations),
+            initial_damping: self.initial_damping.unwrap_or(settings.initial_damping),
+            warm_start: self.warm_start.unwrap_or(settings.warm_start),
+            learning_rate: settings.learning_rate,
+        }
+    }
+}
+
 /// Benchmark settings.
 #[derive(Clone, Debug)]
 pub struct CurvesBench {
-    /// The paper's configuration (20,000 / 10,000 images, paper batch sizes and solver limits).
+    /// The paper's configuration (20,000 / 10,000 images, the paper's batch sizes and solver
+    /// limits) instead of the reduced, tuned one.
     pub full: bool,
     /// Methods to run.
     pub methods: Vec<Method>,
@@ -79,25 +192,43 @@ pub struct CurvesBench {
     pub sizes: Option<(usize, usize)>,
     /// Also stop each method after this many iterations.
     pub max_iterations: Option<usize>,
+    /// Settings replacing each second-order method's own.
+    pub overrides: Overrides,
+    /// Start from these parameters (`.npy`, 842,340 values) instead of the sparse init.
+    pub init: Option<PathBuf>,
+    /// Write the starting parameters here (`.npy`, float32).
+    pub save_init: Option<PathBuf>,
+    /// Evaluate the training error every K iterations (default: log-spaced iterations).
+    pub eval_every: Option<usize>,
 }
 
 impl CurvesBench {
-    /// The default: a quarter of the data, 25 s per method.
+    /// The default: a quarter of the data, 40 s per method, tuned settings.
     pub fn reduced() -> CurvesBench {
         CurvesBench {
             full: false,
             methods: Method::ALL.to_vec(),
-            budget: Duration::from_secs(25),
+            budget: Duration::from_secs(40),
             out: PathBuf::from("target/curves"),
             data: None,
             seed: 1,
             sizes: None,
             max_iterations: None,
+            overrides: Overrides::default(),
+            init: None,
+            save_init: None,
+            eval_every: None,
         }
     }
 
     fn sizes(&self) -> (usize, usize) {
         self.sizes.unwrap_or(if self.full { (20_000, 10_000) } else { (5_000, 2_500) })
+    }
+
+    /// The settings `method` runs with on `n` training images.
+    pub fn settings(&self, method: Method, n: usize) -> MethodSettings {
+        let own = if self.full { MethodSettings::paper(method, n) } else { MethodSettings::tuned(method, n) };
+        self.overrides.apply(method, own)
     }
 }
 
@@ -106,6 +237,8 @@ impl CurvesBench {
 pub struct Summary {
     /// Method.
     pub method: Method,
+    /// The settings it ran with.
+    pub settings: MethodSettings,
     /// Squared error on the training set at the initial parameters.
     pub initial_error: f64,
     /// Iterations run.
@@ -120,6 +253,8 @@ pub struct Summary {
     pub metric_products: usize,
     /// Compile time of its functions (s).
     pub compile_seconds: f64,
+    /// Smallest and largest damping λ used (NaN for SGD).
+    pub damping_range: (f64, f64),
 }
 
 fn load(dir: &Path) -> Result<Curves, Failure> {
@@ -137,76 +272,63 @@ fn load(dir: &Path) -> Result<Curves, Failure> {
     Ok(Curves { train: read("train.npy")?, test: read("test.npy")? })
 }
 
-/// Per-method optimizer and batching, for the full or the reduced configuration.
+/// The starting parameters: `--init` (checked: length and finite values) or the sparse init.
+fn initial_parameters(options: &CurvesBench, layout: &ParamLayout) -> Result<Vec<f32>, Failure> {
+    let Some(path) = &options.init else {
+        return Ok(sparse_init::<f32>(layout, options.seed));
+    };
+    let (shape, values) = natgrad_data::npy::read(path)?;
+    if values.len() != layout.len() {
+        return Err(format!(
+            "{}: the Curves autoencoder has {} parameters, the file holds {} (shape {shape:?})",
+            path.display(),
+            layout.len(),
+            values.len()
+        )
+        .into());
+    }
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(format!("{}: parameter {i} is {} (not finite)", path.display(), values[i]).into());
+    }
+    Ok(values.into_iter().map(|v| v as f32).collect())
+}
+
+/// Optimizer and batching of a method.
 fn setup(
     method: Method,
-    full: bool,
-    n: usize,
+    settings: &MethodSettings,
     seed: u64,
 ) -> (Box<dyn Optimizer<ModelProblem<f32>>>, Batching) {
-    let quarter = n / 4;
-    let solver_limit = if full { 250 } else { 50 };
     let second = SecondOrder {
-        solver: Solver::MinresQlp,
-        max_solver_iterations: solver_limit,
-        damping: Damping::LevenbergMarquardt { initial: 3.0 },
+        solver: settings.solver,
+        max_solver_iterations: settings.solver_iterations,
+        damping: Damping::levenberg_marquardt(settings.initial_damping),
+        warm_start: settings.warm_start,
     };
-    // Full-batch methods compute the metric on the whole set in the paper's configuration
-    // and on a quarter of it in the reduced one (as HF does with its curvature batch).
-    let full_batch = Batching {
-        gradient: None,
-        metric: if full { None } else { Some(quarter) },
-        source: MetricSource::OtherBatch,
+    let batching = Batching {
+        gradient: settings.gradient_batch,
+        metric: settings.metric_batch,
+        source: if method == Method::Sgd { MetricSource::SameBatch } else { MetricSource::OtherBatch },
         seed,
         metric_kind: MetricKind::Fisher,
     };
-    match method {
-        Method::Ngd => (
-            Box::new(Ngd::new(second, StepSize::Fixed(1.0))),
-            Batching {
-                gradient: Some(quarter),
-                metric: Some(quarter),
-                source: MetricSource::OtherBatch,
-                seed,
-                metric_kind: MetricKind::Fisher,
-            },
-        ),
-        Method::NgdL => (Box::new(Ngd::new(second, StepSize::LineSearch)), full_batch),
-        Method::NcgL => (Box::new(Ncg::<Vec<f32>>::new(second, Conjugacy::Cobyla)), full_batch),
-        Method::NcgF => (Box::new(Ncg::<Vec<f32>>::new(second, Conjugacy::PolakRibiere)), full_batch),
-        Method::Sgd => (
-            Box::new(Sgd::<Vec<f32>>::new(0.01, 0.0)),
-            Batching {
-                gradient: Some(100),
-                metric: Some(100),
-                source: MetricSource::SameBatch,
-                seed,
-                metric_kind: MetricKind::Fisher,
-            },
-        ),
-        Method::Hf => {
-            let hf = SecondOrder {
-                solver: Solver::Cg,
-                max_solver_iterations: solver_limit,
-                damping: Damping::LevenbergMarquardt { initial: 45.0 },
-            };
-            (
-                Box::new(HessianFree::<Vec<f32>>::new(hf)),
-                Batching {
-                    gradient: None,
-                    metric: Some(quarter),
-                    source: MetricSource::OtherBatch,
-                    seed,
-                    metric_kind: MetricKind::Fisher,
-                },
-            )
-        }
-    }
+    let optimizer: Box<dyn Optimizer<ModelProblem<f32>>> = match method {
+        Method::Ngd => Box::new(Ngd::<Vec<f32>>::new(second, StepSize::Fixed(settings.learning_rate))),
+        Method::NgdL => Box::new(Ngd::<Vec<f32>>::new(second, StepSize::LineSearch)),
+        Method::NcgL => Box::new(Ncg::<Vec<f32>>::new(second, Conjugacy::Cobyla)),
+        Method::NcgF => Box::new(Ncg::<Vec<f32>>::new(second, Conjugacy::PolakRibiere)),
+        Method::Sgd => Box::new(Sgd::<Vec<f32>>::new(settings.learning_rate, 0.0)),
+        Method::Hf => Box::new(HessianFree::<Vec<f32>>::new(second)),
+    };
+    (optimizer, batching)
 }
 
 /// Runs the benchmark; writes `curves.csv`, `figure3.png`, `figure3.svg` and `summary.md`
 /// under `options.out` and returns the summaries.
 pub fn run(options: &CurvesBench) -> Result<Vec<Summary>, Failure> {
+    if options.eval_every == Some(0) {
+        return Err("--eval-every must be at least 1".into());
+    }
     std::fs::create_dir_all(&options.out)?;
     let data = match &options.data {
         Some(dir) => load(dir)?,
@@ -216,98 +338,27 @@ pub fn run(options: &CurvesBench) -> Result<Vec<Summary>, Failure> {
         }
     };
     let model = crate::nn::curves_autoencoder();
-    let train_inputs = data.train.data.clone();
-    let test_inputs = data.test.data.clone();
-    let mut error = compile_reconstruction_error::<f32>(&model, &CompileOptions::default())?;
-    let mut csv = String::from(
-        "method,iteration,seconds,train_error,test_error,loss,damping,solver_iterations,metric_products\n",
-    );
+    let theta0 = initial_parameters(options, &model.layout)?;
+    if let Some(path) = &options.save_init {
+        natgrad_data::npy::write(path, &[theta0.len()], &theta0)?;
+    }
+    let mut bench = Evaluation {
+        error: compile_reconstruction_error::<f32>(&model, &CompileOptions::default())?,
+        train: data.train.data.clone(),
+        test: data.test.data.clone(),
+        csv: String::from(
+            "method,iteration,seconds,train_error,test_error,loss,damping,solver_iterations,metric_products\n",
+        ),
+    };
     let mut summaries = Vec::new();
     let mut series = Vec::new();
     for &method in &options.methods {
-        let (mut optimizer, batching) = setup(method, options.full, data.train.len(), options.seed);
-        let mut problem = ModelProblem::<f32>::new(&model, data.train.clone(), None, batching)?;
-        let mut theta = sparse_init::<f32>(&model.layout, options.seed);
-        let bar = ProgressBar::new(options.budget.as_millis() as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{prefix:>6} [{bar:30}] {elapsed:>4} {msg}")
-                .map_err(|e| e.to_string())?
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(method.name());
-        let start_error = error.error(&theta, &train_inputs, 2500)?;
-        let _ = writeln!(csv, "{},0,0,{start_error},,,,,", method.name());
-        let mut points = vec![];
-        let mut next_eval = 1usize;
-        let mut eval_seconds = 0.0;
-        let mut last_error = start_error;
-        let mut failure: Option<String> = None;
-        let records = train(
-            &mut problem,
-            optimizer.as_mut(),
-            &mut theta,
-            &StopWhen {
-                time: Some(options.budget),
-                max_iterations: options.max_iterations,
-                ..StopWhen::default()
-            },
-            |record, theta| {
-                let seconds = record.seconds - eval_seconds;
-                if record.iteration >= next_eval {
-                    let start = Instant::now();
-                    match error.error(theta, &train_inputs, 2500) {
-                        Ok(e) => last_error = e,
-                        Err(e) => failure = Some(e.to_string()),
-                    }
-                    eval_seconds += start.elapsed().as_secs_f64();
-                    next_eval = (next_eval + 1).max((next_eval as f64 * 1.3).ceil() as usize);
-                    points.push((record.iteration as f64, seconds, last_error));
-                    let s = &record.step;
-                    let _ = writeln!(
-                        csv,
-                        "{},{},{seconds:.4},{last_error},,{},{},{},{}",
-                        method.name(),
-                        record.iteration,
-                        s.loss,
-                        s.damping,
-                        s.solver_iterations,
-                        s.metric_products
-                    );
-                }
-                bar.set_position((record.seconds * 1e3) as u64);
-                bar.set_message(format!("iteration {:>5}  train error {last_error:.3}", record.iteration));
-            },
-        );
-        bar.finish_and_clear();
-        if let Some(f) = failure {
-            return Err(f.into());
-        }
-        let records = records?;
-        let iterations = records.len();
-        let seconds = records.last().map_or(0.0, |r| r.seconds) - eval_seconds;
-        let train_error = error.error(&theta, &train_inputs, 2500)?;
-        let test_error = error.error(&theta, &test_inputs, 2500)?;
-        if points.last().map(|p| p.0) != Some(iterations as f64) && iterations > 0 {
-            points.push((iterations as f64, seconds, train_error));
-        }
-        let _ = writeln!(csv, "{},{iterations},{seconds:.4},{train_error},{test_error},,,,", method.name());
-        eprintln!(
-            "{:>6}: {iterations} iterations in {seconds:.1} s, train error {train_error:.3}, test error {test_error:.3}",
-            method.name()
-        );
-        summaries.push(Summary {
-            method,
-            initial_error: start_error,
-            iterations,
-            seconds,
-            train_error,
-            test_error,
-            metric_products: problem.metric_products,
-            compile_seconds: problem.compile_seconds,
-        });
+        let settings = options.settings(method, data.train.len());
+        let (summary, points) = run_method(options, method, &settings, &model, &data, &theta0, &mut bench)?;
+        summaries.push(summary);
         series.push(Series { label: method.name().to_string(), points });
     }
-    std::fs::write(options.out.join("curves.csv"), &csv)?;
+    std::fs::write(options.out.join("curves.csv"), &bench.csv)?;
     let (n_train, n_test) = (data.train.len(), data.test.len());
     let source = if options.data.is_some() { "Curves (from --data)" } else { "Curves (regenerated)" };
     let title = format!("{source}, {n_train} train / {n_test} test images");
@@ -324,22 +375,169 @@ pub fn run(options: &CurvesBench) -> Result<Vec<Summary>, Failure> {
     Ok(summaries)
 }
 
+/// The compiled error function, the data it is measured on, and the CSV being written.
+struct Evaluation {
+    error: ReconstructionError<f32>,
+    train: Vec<f32>,
+    test: Vec<f32>,
+    csv: String,
+}
+
+/// (iteration, training seconds, training error).
+type Point = (f64, f64, f64);
+
+/// Trains one method from `theta0`; returns its summary and its (iteration, seconds, train
+/// error) points.
+fn run_method(
+    options: &CurvesBench,
+    method: Method,
+    settings: &MethodSettings,
+    model: &Model,
+    data: &Curves,
+    theta0: &[f32],
+    bench: &mut Evaluation,
+) -> Result<(Summary, Vec<Point>), Failure> {
+    let (mut optimizer, batching) = setup(method, settings, options.seed);
+    let mut problem = ModelProblem::<f32>::new(model, data.train.clone(), None, batching)?;
+    let mut theta = theta0.to_vec();
+    let bar = ProgressBar::new(options.budget.as_millis() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>6} [{bar:30}] {elapsed:>4} {msg}")
+            .map_err(|e| e.to_string())?
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(method.name());
+    let Evaluation { error, train: train_inputs, test: test_inputs, csv } = bench;
+    let start_error = error.error(&theta, train_inputs, 2500)?;
+    let _ = writeln!(csv, "{},0,0,{start_error},,,,,", method.name());
+    let mut points = vec![];
+    let mut next_eval = 1usize;
+    let mut eval_seconds = 0.0;
+    let mut last_error = start_error;
+    let mut failure: Option<String> = None;
+    let mut damping_range = (f64::INFINITY, f64::NEG_INFINITY);
+    let records = train(
+        &mut problem,
+        optimizer.as_mut(),
+        &mut theta,
+        &StopWhen {
+            time: Some(options.budget),
+            max_iterations: options.max_iterations,
+            ..StopWhen::default()
+        },
+        |record, theta| {
+            let seconds = record.seconds - eval_seconds;
+            let s = &record.step;
+            if method != Method::Sgd {
+                damping_range = (damping_range.0.min(s.damping), damping_range.1.max(s.damping));
+            }
+            if record.iteration >= next_eval {
+                let start = Instant::now();
+                match error.error(theta, train_inputs, 2500) {
+                    Ok(e) => last_error = e,
+                    Err(e) => failure = Some(e.to_string()),
+                }
+                eval_seconds += start.elapsed().as_secs_f64();
+                next_eval = match options.eval_every {
+                    Some(k) => next_eval + k,
+                    None => (next_eval + 1).max((next_eval as f64 * 1.3).ceil() as usize),
+                };
+                points.push((record.iteration as f64, seconds, last_error));
+                let _ = writeln!(
+                    csv,
+                    "{},{},{seconds:.4},{last_error},,{},{},{},{}",
+                    method.name(),
+                    record.iteration,
+                    s.loss,
+                    s.damping,
+                    s.solver_iterations,
+                    s.metric_products
+                );
+            }
+            bar.set_position((record.seconds * 1e3) as u64);
+            bar.set_message(format!("iteration {:>5}  train error {last_error:.3}", record.iteration));
+        },
+    );
+    bar.finish_and_clear();
+    if let Some(f) = failure {
+        return Err(f.into());
+    }
+    let records = records?;
+    let iterations = records.len();
+    let seconds = records.last().map_or(0.0, |r| r.seconds) - eval_seconds;
+    let train_error = error.error(&theta, train_inputs, 2500)?;
+    let test_error = error.error(&theta, test_inputs, 2500)?;
+    if points.last().map(|p| p.0) != Some(iterations as f64) && iterations > 0 {
+        points.push((iterations as f64, seconds, train_error));
+    }
+    let _ = writeln!(csv, "{},{iterations},{seconds:.4},{train_error},{test_error},,,,", method.name());
+    eprintln!(
+        "{:>6}: {iterations} iterations in {seconds:.1} s, train error {train_error:.3}, test error {test_error:.3}",
+        method.name()
+    );
+    if method == Method::Sgd {
+        damping_range = (f64::NAN, f64::NAN);
+    }
+    let summary = Summary {
+        method,
+        settings: *settings,
+        initial_error: start_error,
+        iterations,
+        seconds,
+        train_error,
+        test_error,
+        metric_products: problem.metric_products,
+        compile_seconds: problem.compile_seconds,
+        damping_range,
+    };
+    Ok((summary, points))
+}
+
+/// Batch size as text (`all` for the whole set).
+fn batch_text(b: Option<usize>) -> String {
+    b.map_or_else(|| "all".to_string(), |b| b.to_string())
+}
+
+/// One line of settings, for the summary table.
+fn settings_text(method: Method, s: &MethodSettings) -> String {
+    if method == Method::Sgd {
+        return format!("batch {}, lr {}", batch_text(s.gradient_batch), s.learning_rate);
+    }
+    let solver = match s.solver {
+        Solver::Cg => "CG",
+        Solver::MinresQlp => "MinRes-QLP",
+    };
+    format!(
+        "batch {} / metric {}, {solver} ≤ {}, λ₀ {}{}",
+        batch_text(s.gradient_batch),
+        batch_text(s.metric_batch),
+        s.solver_iterations,
+        s.initial_damping,
+        if s.warm_start { ", warm" } else { "" }
+    )
+}
+
 /// The markdown summary table.
 pub fn summary_table(title: &str, summaries: &[Summary]) -> String {
     let mut out = format!(
-        "## {title}\n\n| method | train error | test error | seconds | iterations | metric products | compile s |\n|---|---|---|---|---|---|---|\n"
+        "## {title}\n\n| method | train error | test error | seconds | iterations | metric products | λ range | settings |\n|---|---|---|---|---|---|---|---|\n"
     );
     for s in summaries {
         let _ = writeln!(
             out,
-            "| {} | {:.3} | {:.3} | {:.1} | {} | {} | {:.3} |",
+            "| {} | {:.3} | {:.3} | {:.1} | {} | {} | {} | {} |",
             s.method.name(),
             s.train_error,
             s.test_error,
             s.seconds,
             s.iterations,
             s.metric_products,
-            s.compile_seconds
+            if s.damping_range.0.is_finite() {
+                format!("{:.2e}–{:.2e}", s.damping_range.0, s.damping_range.1)
+            } else {
+                "—".to_string()
+            },
+            settings_text(s.method, &s.settings)
         );
     }
     out

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use natgrad::autodiff;
-use natgrad::curves_bench::{CurvesBench, Method};
+use natgrad::curves_bench::{CurvesBench, Method, Overrides};
 use natgrad::models::model_from_spec;
+use natgrad::optim::Solver;
 use natgrad::prelude::DType;
 use natgrad::rewrite;
 use std::time::Duration;
@@ -125,16 +126,31 @@ enum BenchCommand {
     /// The Curves benchmark of the paper's section 10 (Figure 3): NGD, NGD-L, NCG-L, NCG-F,
     /// SGD and Hessian-free on the Curves autoencoder, each under a wall-clock budget.
     Curves {
-        /// The paper's configuration: all 20,000 / 10,000 images, paper batch sizes and solver
-        /// limits (default: a quarter of the data and smaller solver limits).
-        #[arg(long)]
+        /// The paper's configuration: all 20,000 / 10,000 images and the paper's batch sizes,
+        /// solver limits and damping (default: a quarter of the data and settings tuned for a
+        /// short run, see docs/benchmarks.md).
+        #[arg(long, visible_alias = "paper")]
         full: bool,
         /// Methods, comma separated (ngd, ngd-l, ncg-l, ncg-f, sgd, hf).
         #[arg(long, value_delimiter = ',', default_value = "ngd,ngd-l,ncg-l,ncg-f,sgd,hf")]
         methods: Vec<String>,
         /// Seconds of training per method.
-        #[arg(long, default_value_t = 25.0)]
+        #[arg(long, default_value_t = 40.0)]
         budget: f64,
+        /// Also stop each method after N iterations, whatever the budget.
+        #[arg(long)]
+        iterations: Option<usize>,
+        /// Evaluate the training error every K iterations (default: log-spaced iterations).
+        #[arg(long)]
+        eval_every: Option<usize>,
+        /// Start from these parameters (.npy, 842,340 values) instead of the sparse init.
+        #[arg(long)]
+        init: Option<PathBuf>,
+        /// Write the starting parameters to this .npy file (float32).
+        #[arg(long)]
+        save_init: Option<PathBuf>,
+        #[command(flatten)]
+        overrides: OverrideArgs,
         /// Output directory (CSV, PNG, SVG, summary table).
         #[arg(long, default_value = "target/curves")]
         out: PathBuf,
@@ -163,6 +179,54 @@ enum BenchCommand {
         #[arg(long)]
         json: Option<std::path::PathBuf>,
     },
+}
+
+/// Settings that replace each second-order method's own in `bench curves`.
+#[derive(clap::Args)]
+struct OverrideArgs {
+    /// Gradient batch size of the second-order methods (0: the whole training set).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Metric batch size, drawn independently of the gradient batch (0: the whole set).
+    #[arg(long)]
+    metric_batch: Option<usize>,
+    /// Linear solver of NGD / NCG (HF is always CG).
+    #[arg(long, value_enum)]
+    solver: Option<SolverArg>,
+    /// Solver iteration limit.
+    #[arg(long)]
+    solver_iterations: Option<usize>,
+    /// Initial Levenberg–Marquardt damping λ.
+    #[arg(long)]
+    damping: Option<f64>,
+    /// Warm-start each solve from 0.95× the previous solution (`true` / `false`).
+    #[arg(long)]
+    warm_start: Option<bool>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SolverArg {
+    Cg,
+    MinresQlp,
+}
+
+impl OverrideArgs {
+    fn into_overrides(self) -> Result<Overrides, String> {
+        if let Some(d) = self.damping.filter(|d| !(d.is_finite() && *d > 0.0)) {
+            return Err(format!("--damping must be a positive number, got {d}"));
+        }
+        Ok(Overrides {
+            gradient_batch: self.batch,
+            metric_batch: self.metric_batch,
+            solver: self.solver.map(|s| match s {
+                SolverArg::Cg => Solver::Cg,
+                SolverArg::MinresQlp => Solver::MinresQlp,
+            }),
+            solver_iterations: self.solver_iterations,
+            initial_damping: self.damping,
+            warm_start: self.warm_start,
+        })
+    }
 }
 
 /// Which derived graph `natgrad ir` prints.
@@ -313,7 +377,19 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             natgrad::npy::write(&out.join("test.npy"), &[curves.test.len(), 784], &curves.test.data)?;
             println!("wrote {0}/train.npy ({train}×784) and {0}/test.npy ({test}×784)", out.display());
         }
-        Command::Bench(BenchCommand::Curves { full, methods, budget, out, data, seed }) => {
+        Command::Bench(BenchCommand::Curves {
+            full,
+            methods,
+            budget,
+            iterations,
+            eval_every,
+            init,
+            save_init,
+            overrides,
+            out,
+            data,
+            seed,
+        }) => {
             let methods = methods
                 .iter()
                 .map(|m| {
@@ -331,6 +407,11 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 out,
                 data,
                 seed,
+                max_iterations: iterations,
+                eval_every,
+                init,
+                save_init,
+                overrides: overrides.into_overrides()?,
                 ..CurvesBench::reduced()
             };
             natgrad::curves_bench::run(&options)?;

@@ -35,3 +35,65 @@ fn every_method_lowers_the_error_and_all_outputs_are_written() {
     assert_eq!(&png[..4], b"\x89PNG");
     std::fs::remove_dir_all(&out).ok();
 }
+
+/// The CSV without its seconds column (wall clock differs between runs).
+fn without_seconds(csv: &str) -> Vec<String> {
+    csv.lines()
+        .map(|l| {
+            l.split(',').enumerate().filter(|(i, _)| *i != 2).map(|(_, f)| f).collect::<Vec<_>>().join(",")
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_from_a_saved_start_reproduces_the_original_bit_for_bit() {
+    let dir = std::env::temp_dir().join(format!("natgrad-curves-init-{}", std::process::id()));
+    let saved = dir.join("theta0.npy");
+    let base = CurvesBench {
+        methods: vec![Method::Ngd, Method::NcgF],
+        budget: Duration::from_secs(60),
+        sizes: Some((300, 64)),
+        max_iterations: Some(4),
+        eval_every: Some(1),
+        ..CurvesBench::reduced()
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    let first = CurvesBench { out: dir.join("first"), save_init: Some(saved.clone()), ..base.clone() };
+    let original = run(&first).unwrap();
+    let second = CurvesBench { out: dir.join("second"), init: Some(saved.clone()), ..base.clone() };
+    let replay = run(&second).unwrap();
+    // The saved start is the sparse initialisation, as float32.
+    let (shape, theta0) = natgrad::npy::read(&saved).unwrap();
+    let model = natgrad::nn::curves_autoencoder();
+    assert_eq!(shape, vec![model.layout.len()]);
+    let sparse = natgrad::training::sparse_init::<f32>(&model.layout, base.seed);
+    assert!(theta0.iter().zip(&sparse).all(|(a, b)| *a as f32 == *b));
+    for (a, b) in original.iter().zip(&replay) {
+        assert_eq!(a.iterations, 4);
+        assert_eq!(a.train_error.to_bits(), b.train_error.to_bits(), "{:?}", a.method);
+        assert_eq!(a.test_error.to_bits(), b.test_error.to_bits(), "{:?}", a.method);
+    }
+    let csv = |run: &str| std::fs::read_to_string(dir.join(run).join("curves.csv")).unwrap();
+    let (a, b) = (without_seconds(&csv("first")), without_seconds(&csv("second")));
+    assert_eq!(a.len(), 1 + 2 * (1 + 4 + 1), "a row per iteration with --eval-every 1");
+    assert_eq!(a, b);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_start_of_the_wrong_length_is_an_error_naming_the_file() {
+    let dir = std::env::temp_dir().join(format!("natgrad-curves-bad-init-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("short.npy");
+    natgrad::npy::write(&path, &[10], &[0.5f32; 10]).unwrap();
+    let options = CurvesBench {
+        out: dir.join("out"),
+        sizes: Some((64, 16)),
+        max_iterations: Some(1),
+        init: Some(path.clone()),
+        ..CurvesBench::reduced()
+    };
+    let message = run(&options).unwrap_err().to_string();
+    assert!(message.contains("short.npy") && message.contains("842340"), "{message}");
+    std::fs::remove_dir_all(&dir).ok();
+}

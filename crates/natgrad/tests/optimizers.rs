@@ -48,8 +48,12 @@ fn ngd_solves_a_linear_least_squares_model_in_one_step() {
     let mut g = vec![0.0; theta.len()];
     problem.loss_and_gradient(&theta, &mut g).unwrap();
     let before = g.iter().map(|v| v * v).sum::<f64>().sqrt();
-    let exact =
-        SecondOrder { solver: Solver::MinresQlp, max_solver_iterations: 200, damping: Damping::Fixed(0.0) };
+    let exact = SecondOrder {
+        solver: Solver::MinresQlp,
+        max_solver_iterations: 200,
+        damping: Damping::Fixed(0.0),
+        warm_start: false,
+    };
     Ngd::new(exact, StepSize::Fixed(1.0)).step(&mut problem, &mut theta).unwrap();
     problem.loss_and_gradient(&theta, &mut g).unwrap();
     let after = g.iter().map(|v| v * v).sum::<f64>().sqrt();
@@ -63,7 +67,8 @@ fn every_optimizer_trains_a_small_mlp_below_a_target_loss() {
     let second = SecondOrder {
         solver: Solver::MinresQlp,
         max_solver_iterations: 100,
-        damping: Damping::LevenbergMarquardt { initial: 1.0 },
+        damping: Damping::levenberg_marquardt(1.0),
+        warm_start: false,
     };
     let cg = SecondOrder { solver: Solver::Cg, ..second };
     let target = 0.35;
@@ -135,7 +140,8 @@ fn a_resumed_run_equals_the_uninterrupted_one_bit_for_bit() {
     let second = SecondOrder {
         solver: Solver::MinresQlp,
         max_solver_iterations: 20,
-        damping: Damping::LevenbergMarquardt { initial: 1.0 },
+        damping: Damping::levenberg_marquardt(1.0),
+        warm_start: false,
     };
     let dir = std::env::temp_dir().join(format!("natgrad-ckpt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

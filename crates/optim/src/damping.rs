@@ -1,23 +1,49 @@
 //! Levenberg–Marquardt damping driven by the reduction ratio of eq. (32): how much of the
 //! decrease predicted by the quadratic model `q(δ) = gᵀδ + ½ δᵀGδ` the step achieved.
 
+/// The default floor of Levenberg–Marquardt damping: below it, `(G + λI)⁻¹` follows the
+/// smallest (noisiest) eigenvalues of a minibatch metric and one step can blow up.
+pub const LM_FLOOR: f64 = 1e-4;
+/// The default ceiling: above it, the step is a tiny multiple of the gradient and the
+/// method has stalled rather than been made safe.
+pub const LM_CEILING: f64 = 1e6;
+
 /// Damping policy.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Damping {
     /// A constant λ.
     Fixed(f64),
-    /// Levenberg–Marquardt from an initial λ: ρ < ¼ → λ·3/2, ρ > ¾ → λ·2/3.
+    /// Levenberg–Marquardt from an initial λ: ρ < ¼ → λ·3/2, ρ > ¾ → λ·2/3, kept in
+    /// `[min, max]`.
     LevenbergMarquardt {
         /// Initial λ.
         initial: f64,
+        /// Floor of λ.
+        min: f64,
+        /// Ceiling of λ.
+        max: f64,
     },
 }
 
 impl Damping {
-    /// The starting λ.
+    /// Levenberg–Marquardt from `initial`, bounded by [`LM_FLOOR`] and [`LM_CEILING`].
+    pub fn levenberg_marquardt(initial: f64) -> Damping {
+        Damping::LevenbergMarquardt { initial, min: LM_FLOOR, max: LM_CEILING }
+    }
+
+    /// The starting λ (inside the bounds).
     pub fn initial(self) -> f64 {
         match self {
-            Damping::Fixed(l) | Damping::LevenbergMarquardt { initial: l } => l,
+            Damping::Fixed(l) => l,
+            Damping::LevenbergMarquardt { initial, min, max } => initial.clamp(min, max),
+        }
+    }
+
+    /// The bounds λ stays in (a fixed λ is its own bounds).
+    pub fn bounds(self) -> (f64, f64) {
+        match self {
+            Damping::Fixed(l) => (l, l),
+            Damping::LevenbergMarquardt { min, max, .. } => (min, max),
         }
     }
 
@@ -25,14 +51,15 @@ impl Damping {
     pub fn update(self, lambda: f64, rho: f64) -> f64 {
         match self {
             Damping::Fixed(l) => l,
-            Damping::LevenbergMarquardt { .. } => {
-                if rho.is_nan() || rho < 0.25 {
+            Damping::LevenbergMarquardt { min, max, .. } => {
+                let next = if rho.is_nan() || rho < 0.25 {
                     lambda * 1.5
                 } else if rho > 0.75 {
                     lambda * (2.0 / 3.0)
                 } else {
                     lambda
-                }
+                };
+                next.clamp(min, max)
             }
         }
     }

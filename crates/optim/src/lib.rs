@@ -18,7 +18,7 @@ pub mod vector;
 
 pub use cg::{CgFlag, CgOptions, CgResult, cg};
 pub use checkpoint::Checkpoint;
-pub use damping::{Damping, reduction_ratio};
+pub use damping::{Damping, LM_CEILING, LM_FLOOR, reduction_ratio};
 pub use ksd::{Ksd, bfgs};
 pub use methods::{Conjugacy, HessianFree, Ncg, Ngd, SecondOrder, Sgd, Solver, StepSize};
 pub use minres_qlp::{MinresFlag, MinresQlpOptions, MinresResult, minres_qlp, minres_qlp_preconditioned};

@@ -38,6 +38,9 @@ pub struct SecondOrder {
     pub max_solver_iterations: usize,
     /// Damping policy.
     pub damping: Damping,
+    /// Start each solve from 0.95× the previous iteration's solution, as HF does (NGD and
+    /// NCG; HF always does).
+    pub warm_start: bool,
 }
 
 impl Default for SecondOrder {
@@ -45,7 +48,8 @@ impl Default for SecondOrder {
         SecondOrder {
             solver: Solver::MinresQlp,
             max_solver_iterations: 250,
-            damping: Damping::LevenbergMarquardt { initial: 3.0 },
+            damping: Damping::levenberg_marquardt(3.0),
+            warm_start: false,
         }
     }
 }
@@ -86,6 +90,14 @@ fn solve<P: Problem>(
     ops.axpby(-1.0, g, 0.0, &mut rhs);
     match settings.solver {
         Solver::MinresQlp => {
+            // Warm start: solve for the correction y in (G + λI) y = rhs − (G + λI) x₀.
+            if let Some(x0) = extras.warm {
+                let mut a_x0 = ops.zeros_like(g);
+                *products += 1;
+                problem.metric_product(x0, &mut a_x0)?;
+                ops.axpy(lambda, x0, &mut a_x0);
+                ops.axpy(-1.0, &a_x0, &mut rhs);
+            }
             let options = MinresQlpOptions {
                 shift: lambda,
                 max_iterations: settings.max_solver_iterations,
@@ -96,7 +108,10 @@ fn solve<P: Problem>(
                 *products += 1;
                 problem.metric_product(v, out)
             };
-            let r = minres_qlp(&ops, &mut op, &rhs, &options)?;
+            let mut r = minres_qlp(&ops, &mut op, &rhs, &options)?;
+            if let Some(x0) = extras.warm {
+                ops.axpy(1.0, x0, &mut r.x);
+            }
             Ok(Solve { x: r.x, iterations: r.iterations, flag: format!("{:?}", r.flag), saved: Vec::new() })
         }
         Solver::Cg => {
@@ -196,20 +211,32 @@ fn update_damping<P: Problem>(
     Ok(damping.update(lambda, rho))
 }
 
-/// Natural gradient descent (Algorithm 2): `θ ← θ + α (G + λI)⁻¹(−g)`.
+/// 0.95× the previous solution, the warm start of the next solve (Martens 2010).
+fn warm_start<O: VectorOps>(ops: &O, previous: Option<&O::Vector>) -> Option<O::Vector> {
+    previous.map(|p| {
+        let mut w = ops.zeros_like(p);
+        ops.axpby(0.95, p, 0.0, &mut w);
+        w
+    })
+}
+
+/// Natural gradient descent (Algorithm 2): `θ ← θ + α (G + λI)⁻¹(−g)`. With a fixed
+/// learning rate, a step that raises the gradient batch's loss (ρ < 0) is rejected: θ stays,
+/// λ grows.
 #[derive(Clone, Debug)]
-pub struct Ngd {
+pub struct Ngd<T> {
     /// Solver and damping.
     pub settings: SecondOrder,
     /// Fixed learning rate (NGD) or line search (NGD-L).
     pub step: StepSize,
     lambda: f64,
+    previous: Option<T>,
 }
 
-impl Ngd {
+impl<T> Ngd<T> {
     /// NGD with the given settings.
-    pub fn new(settings: SecondOrder, step: StepSize) -> Ngd {
-        Ngd { lambda: settings.damping.initial(), settings, step }
+    pub fn new(settings: SecondOrder, step: StepSize) -> Ngd<T> {
+        Ngd { lambda: settings.damping.initial(), settings, step, previous: None }
     }
 
     /// The current damping λ.
@@ -218,49 +245,70 @@ impl Ngd {
     }
 }
 
-impl<P: Problem> Optimizer<P> for Ngd {
+impl<P: Problem> Optimizer<P> for Ngd<V<P>> {
     fn name(&self) -> &'static str {
         if self.step == StepSize::LineSearch { "ngd-l" } else { "ngd" }
     }
 
-    fn state(&self, _: &P::Ops) -> OptimizerState {
-        OptimizerState { scalars: vec![self.lambda], vectors: Vec::new() }
+    fn state(&self, ops: &P::Ops) -> OptimizerState {
+        OptimizerState {
+            scalars: vec![self.lambda],
+            vectors: self.previous.iter().map(|v| ops.to_f64(v)).collect(),
+        }
     }
 
-    fn restore(&mut self, _: &P::Ops, state: &OptimizerState) {
+    fn restore(&mut self, ops: &P::Ops, state: &OptimizerState) {
         self.lambda = state.scalars[0];
+        self.previous = state.vectors.first().map(|v| ops.vector_from_f64(v));
     }
 
     fn step(&mut self, problem: &mut P, theta: &mut V<P>) -> Result<StepInfo, OpError> {
         let (ops, g, loss) = begin_second_order_step(problem, theta)?;
         let mut products = 0;
         let lambda = self.lambda;
-        let s = solve(problem, &g, lambda, &self.settings, CgExtras::default(), &mut products)?;
-        let (alpha, loss_after) = match self.step {
-            StepSize::Fixed(lr) => {
-                let mut trial = ops.zeros_like(theta);
-                moved(&ops, theta, lr, &s.x, &mut trial);
-                let after = if matches!(self.settings.damping, Damping::Fixed(_)) {
-                    f64::NAN
-                } else {
-                    problem.loss(&trial)?
-                };
-                (lr, after)
-            }
-            StepSize::LineSearch => backtrack(problem, theta, &s.x, loss, ops.dot(&g, &s.x), HALVING)?,
-        };
+        let warm = warm_start(&ops, self.previous.as_ref().filter(|_| self.settings.warm_start));
+        let extras = CgExtras { warm: warm.as_ref(), ..CgExtras::default() };
+        let s = solve(problem, &g, lambda, &self.settings, extras, &mut products)?;
         let mut delta = ops.zeros_like(theta);
-        ops.axpby(alpha, &s.x, 0.0, &mut delta);
-        self.lambda = update_damping(
-            problem,
-            self.settings.damping,
-            lambda,
-            &g,
-            &delta,
-            (loss, loss_after),
-            &mut products,
-        )?;
+        let alpha = match self.step {
+            StepSize::Fixed(lr) => {
+                ops.axpby(lr, &s.x, 0.0, &mut delta);
+                let mut trial = ops.zeros_like(theta);
+                moved(&ops, theta, 1.0, &delta, &mut trial);
+                let after = problem.loss(&trial)?;
+                self.lambda = update_damping(
+                    problem,
+                    self.settings.damping,
+                    lambda,
+                    &g,
+                    &delta,
+                    (loss, after),
+                    &mut products,
+                )?;
+                if after.is_finite() && after <= loss {
+                    lr
+                } else {
+                    ops.fill(&mut delta, 0.0); // ρ < 0: rejected
+                    0.0
+                }
+            }
+            StepSize::LineSearch => {
+                let (alpha, after) = backtrack(problem, theta, &s.x, loss, ops.dot(&g, &s.x), HALVING)?;
+                ops.axpby(alpha, &s.x, 0.0, &mut delta);
+                self.lambda = update_damping(
+                    problem,
+                    self.settings.damping,
+                    lambda,
+                    &g,
+                    &delta,
+                    (loss, after),
+                    &mut products,
+                )?;
+                alpha
+            }
+        };
         ops.axpy(1.0, &delta, theta);
+        self.previous = Some(s.x);
         Ok(StepInfo {
             loss,
             solver_iterations: s.iterations,
@@ -393,7 +441,16 @@ impl<P: Problem> Optimizer<P> for Ncg<V<P>> {
         let (ops, g, loss) = begin_second_order_step(problem, theta)?;
         let mut products = 0;
         let lambda = self.lambda;
-        let s = solve(problem, &g, lambda, &self.settings, CgExtras::default(), &mut products)?;
+        // The previous natural direction is −z_prev.
+        let previous_natural =
+            self.previous.as_ref().filter(|_| self.settings.warm_start).map(|(_, _, z)| {
+                let mut n = ops.zeros_like(z);
+                ops.axpby(-1.0, z, 0.0, &mut n);
+                n
+            });
+        let warm = warm_start(&ops, previous_natural.as_ref());
+        let extras = CgExtras { warm: warm.as_ref(), ..CgExtras::default() };
+        let s = solve(problem, &g, lambda, &self.settings, extras, &mut products)?;
         let natural = s.x; // ñ = −(G + λI)⁻¹ g, a descent direction
         let (delta, direction, alpha, loss_after) = match (self.conjugacy, &self.previous) {
             (Conjugacy::Cobyla, Some((d_prev, _, _))) => {
@@ -526,11 +583,7 @@ impl<P: Problem> Optimizer<P> for HessianFree<V<P>> {
         let (ops, g, loss) = begin_second_order_step(problem, theta)?;
         let mut products = 0;
         let lambda = self.lambda;
-        let warm = self.previous.as_ref().map(|p| {
-            let mut w = ops.zeros_like(p);
-            ops.axpby(0.95, p, 0.0, &mut w);
-            w
-        });
+        let warm = warm_start(&ops, self.previous.as_ref());
         let save_at: Vec<usize> = (0..40).map(|j| (5.0 * 1.3f64.powi(j)).ceil() as usize).collect();
         // Martens' preconditioner M⁻¹ = (diag(Σ gᵢ²)/N + λ)^(−¾), when the problem provides it.
         let mut squares = ops.zeros_like(theta);

@@ -69,15 +69,19 @@ fn quadratic(n: usize, metric_is_hessian: bool) -> Quadratic {
 fn minimum(n: usize) -> f64 {
     let mut q = quadratic(n, true);
     let mut theta = vec![0.0; n];
-    let exact =
-        SecondOrder { solver: Solver::MinresQlp, max_solver_iterations: 200, damping: Damping::Fixed(0.0) };
+    let exact = SecondOrder {
+        solver: Solver::MinresQlp,
+        max_solver_iterations: 200,
+        damping: Damping::Fixed(0.0),
+        warm_start: false,
+    };
     Ngd::new(exact, StepSize::Fixed(1.0)).step(&mut q, &mut theta).unwrap();
     q.loss(&theta).unwrap()
 }
 
 #[test]
 fn levenberg_marquardt_grows_after_bad_steps_and_shrinks_after_good_ones() {
-    let lm = Damping::LevenbergMarquardt { initial: 3.0 };
+    let lm = Damping::levenberg_marquardt(3.0);
     assert_eq!(lm.update(2.0, 0.1), 3.0);
     assert_eq!(lm.update(2.0, f64::NEG_INFINITY), 3.0);
     assert_eq!(lm.update(2.0, f64::NAN), 3.0);
@@ -93,8 +97,12 @@ fn levenberg_marquardt_grows_after_bad_steps_and_shrinks_after_good_ones() {
 fn ngd_with_the_hessian_as_metric_is_newton() {
     let mut q = quadratic(12, true);
     let mut theta = vec![0.0; 12];
-    let settings =
-        SecondOrder { solver: Solver::MinresQlp, max_solver_iterations: 100, damping: Damping::Fixed(0.0) };
+    let settings = SecondOrder {
+        solver: Solver::MinresQlp,
+        max_solver_iterations: 100,
+        damping: Damping::Fixed(0.0),
+        warm_start: false,
+    };
     let mut ngd = Ngd::new(settings, StepSize::Fixed(1.0));
     ngd.step(&mut q, &mut theta).unwrap();
     let mut g = vec![0.0; 12];
@@ -109,8 +117,12 @@ fn ncg_l_directions_are_conjugate_on_a_quadratic() {
     let n = 10;
     let mut q = quadratic(n, false);
     let mut theta = vec![0.0; n];
-    let settings =
-        SecondOrder { solver: Solver::MinresQlp, max_solver_iterations: 50, damping: Damping::Fixed(0.0) };
+    let settings = SecondOrder {
+        solver: Solver::MinresQlp,
+        max_solver_iterations: 50,
+        damping: Damping::Fixed(0.0),
+        warm_start: false,
+    };
     let mut ncg: Ncg<Vec<f64>> = Ncg::new(settings, Conjugacy::Cobyla);
     ncg.max_evaluations = 400;
     let mut directions: Vec<Vec<f64>> = Vec::new();
@@ -132,7 +144,8 @@ fn every_method_decreases_a_quadratic() {
     let settings = SecondOrder {
         solver: Solver::Cg,
         max_solver_iterations: 50,
-        damping: Damping::LevenbergMarquardt { initial: 1.0 },
+        damping: Damping::levenberg_marquardt(1.0),
+        warm_start: false,
     };
     let start = quadratic(8, true).loss(&vec![0.0; 8]).unwrap();
     let run = |opt: &mut dyn FnMut(&mut Quadratic, &mut Vec<f64>)| {
