@@ -124,8 +124,9 @@ impl MethodSettings {
             ..paper
         };
         match method {
-            Method::Ngd => MethodSettings { initial_damping: 1.0, ..small },
-            Method::NgdL | Method::NcgL | Method::NcgF => small,
+            Method::Ngd => MethodSettings { solver_iterations: 10, ..small },
+            Method::NgdL | Method::NcgL => small,
+            Method::NcgF => MethodSettings { gradient_batch: Some(1250), solver_iterations: 50, ..small },
             Method::Sgd => paper,
             Method::Hf => MethodSettings {
                 gradient_batch: Some(1250),

@@ -198,3 +198,22 @@ fn generated_curves_export_to_npy_and_read_back_with_data() {
     assert!(table.contains("Curves (from --data), 40 train / 10 test images"), "{table}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn bench_curves_rejects_bad_settings_with_a_message() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["--damping=-1"], "--damping must be a positive number, got -1"),
+        (&["--eval-every", "0"], "--eval-every must be at least 1"),
+        (&["--budget", "0"], "--budget must be a positive number of seconds, got 0"),
+        (&["--methods", "adam"], "unknown method `adam`"),
+    ];
+    for (flags, message) in cases {
+        let out = scratch("bad-settings");
+        let mut args = vec!["bench", "curves", "--out", out.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        let (ok, _, err) = natgrad(&args);
+        assert!(!ok, "{flags:?} succeeded");
+        assert!(err.contains(message), "{flags:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
