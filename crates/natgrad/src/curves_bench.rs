@@ -254,7 +254,7 @@ pub struct Summary {
     pub metric_products: usize,
     /// Compile time of its functions (s).
     pub compile_seconds: f64,
-    /// Smallest and largest damping λ used (NaN for SGD).
+    /// Smallest and largest damping λ used ((∞, −∞) when no λ was used, as for SGD).
     pub damping_range: (f64, f64),
 }
 
@@ -476,9 +476,6 @@ fn run_method(
         "{:>6}: {iterations} iterations in {seconds:.1} s, train error {train_error:.3}, test error {test_error:.3}",
         method.name()
     );
-    if method == Method::Sgd {
-        damping_range = (f64::NAN, f64::NAN);
-    }
     let summary = Summary {
         method,
         settings: *settings,

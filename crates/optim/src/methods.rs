@@ -269,44 +269,24 @@ impl<P: Problem> Optimizer<P> for Ngd<V<P>> {
         let warm = warm_start(&ops, self.previous.as_ref().filter(|_| self.settings.warm_start));
         let extras = CgExtras { warm: warm.as_ref(), ..CgExtras::default() };
         let s = solve(problem, &g, lambda, &self.settings, extras, &mut products)?;
-        let mut delta = ops.zeros_like(theta);
-        let alpha = match self.step {
+        let (alpha, after) = match self.step {
             StepSize::Fixed(lr) => {
-                ops.axpby(lr, &s.x, 0.0, &mut delta);
                 let mut trial = ops.zeros_like(theta);
-                moved(&ops, theta, 1.0, &delta, &mut trial);
-                let after = problem.loss(&trial)?;
-                self.lambda = update_damping(
-                    problem,
-                    self.settings.damping,
-                    lambda,
-                    &g,
-                    &delta,
-                    (loss, after),
-                    &mut products,
-                )?;
-                if after.is_finite() && after <= loss {
-                    lr
-                } else {
-                    ops.fill(&mut delta, 0.0); // ρ < 0: rejected
-                    0.0
-                }
+                moved(&ops, theta, lr, &s.x, &mut trial);
+                (lr, problem.loss(&trial)?)
             }
-            StepSize::LineSearch => {
-                let (alpha, after) = backtrack(problem, theta, &s.x, loss, ops.dot(&g, &s.x), HALVING)?;
-                ops.axpby(alpha, &s.x, 0.0, &mut delta);
-                self.lambda = update_damping(
-                    problem,
-                    self.settings.damping,
-                    lambda,
-                    &g,
-                    &delta,
-                    (loss, after),
-                    &mut products,
-                )?;
-                alpha
-            }
+            StepSize::LineSearch => backtrack(problem, theta, &s.x, loss, ops.dot(&g, &s.x), HALVING)?,
         };
+        let mut delta = ops.zeros_like(theta);
+        ops.axpby(alpha, &s.x, 0.0, &mut delta);
+        self.lambda =
+            update_damping(problem, self.settings.damping, lambda, &g, &delta, (loss, after), &mut products)?;
+        // A fixed-rate step that raised the loss (ρ < 0) is rejected; the line search has
+        // already shrunk its step (α = 0 when nothing decreased).
+        let alpha = if after.is_finite() && after <= loss { alpha } else { 0.0 };
+        if alpha == 0.0 {
+            ops.fill(&mut delta, 0.0);
+        }
         ops.axpy(1.0, &delta, theta);
         self.previous = Some(s.x);
         Ok(StepInfo {
