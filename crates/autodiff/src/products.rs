@@ -32,6 +32,26 @@ pub struct Product {
     pub results: Vec<NodeId>,
 }
 
+impl Product {
+    /// The names of `nodes` (inputs and params).
+    fn names(&self, nodes: impl IntoIterator<Item = NodeId>) -> Vec<String> {
+        nodes.into_iter().filter_map(|id| self.graph.op(id).leaf_name().map(str::to_string)).collect()
+    }
+
+    /// The inputs by phase: phase 0 runs the forward pass on the metric batch (params, data,
+    /// targets), phase 1 the tangent and backward passes (the vector `v`), so one `prepare`
+    /// serves every `apply` of a solve.
+    pub fn phases(&self) -> Vec<Vec<String>> {
+        let forward = self.params.iter().copied().chain([self.data]).chain(self.targets);
+        vec![self.names(forward), self.vector_names()]
+    }
+
+    /// The tangent input names (`v.w1`, …), in flat layout order.
+    pub fn vector_names(&self) -> Vec<String> {
+        self.names(self.vectors.iter().copied())
+    }
+}
+
 /// Loss and gradient as a graph (on the gradient batch, input named like the model's).
 #[derive(Clone, Debug)]
 pub struct GradientGraph {

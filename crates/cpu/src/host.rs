@@ -2,71 +2,84 @@
 //! (matrixmultiply, transposes as strides), softmax, transpose, materialised broadcasts and
 //! reductions. Each works on concrete shapes and row-major slices.
 
+use std::any::TypeId;
+
 use natgrad_ir::{Reduce, Scalar};
 
-/// Element types the CPU backend runs: f32 and f64.
-pub trait Element: Scalar {
-    /// `c = a·b` (overwriting c) with row/column strides in elements.
-    #[allow(clippy::too_many_arguments)]
-    fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: &[Self],
-        rsa: isize,
-        csa: isize,
-        b: &[Self],
-        rsb: isize,
-        csb: isize,
-        c: &mut [Self],
-    );
+/// Reinterprets `&[T]` as `&[U]` when they are the same type.
+fn same<T: 'static, U: 'static>(x: &[T]) -> Option<&[U]> {
+    // SAFETY: T and U are the same type, so the layout is identical.
+    (TypeId::of::<T>() == TypeId::of::<U>()).then(|| unsafe { &*(x as *const [T] as *const [U]) })
 }
 
-/// `Element` for a float type through matrixmultiply's GEMM of that type.
-macro_rules! element {
-    ($t:ty, $gemm:path) => {
-        impl Element for $t {
-            fn gemm(
-                m: usize,
-                k: usize,
-                n: usize,
-                a: &[$t],
-                rsa: isize,
-                csa: isize,
-                b: &[$t],
-                rsb: isize,
-                csb: isize,
-                c: &mut [$t],
-            ) {
-                // SAFETY: the plan sized every buffer for its shape; `matmul` checked the extents.
-                unsafe {
-                    $gemm(
-                        m,
-                        k,
-                        n,
-                        1.0,
-                        a.as_ptr(),
-                        rsa,
-                        csa,
-                        b.as_ptr(),
-                        rsb,
-                        csb,
-                        0.0,
-                        c.as_mut_ptr(),
-                        n as isize,
-                        1,
-                    )
-                }
-            }
+/// Reinterprets `&mut [T]` as `&mut [U]` when they are the same type.
+fn same_mut<T: 'static, U: 'static>(x: &mut [T]) -> Option<&mut [U]> {
+    // SAFETY: T and U are the same type, so the layout is identical.
+    (TypeId::of::<T>() == TypeId::of::<U>()).then(|| unsafe { &mut *(x as *mut [T] as *mut [U]) })
+}
+
+/// `c = a·b` (overwriting c) with row/column strides in elements, by matrixmultiply's GEMM
+/// of `T` (the extents were checked by [`matmul`]).
+#[allow(clippy::too_many_arguments)]
+fn gemm<T: Scalar>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    [rsa, csa]: [isize; 2],
+    b: &[T],
+    [rsb, csb]: [isize; 2],
+    c: &mut [T],
+) {
+    let rsc = n as isize;
+    if let (Some(a), Some(b), Some(c)) = (same::<T, f32>(a), same::<T, f32>(b), same_mut::<T, f32>(c)) {
+        // SAFETY: `matmul` checked that every buffer holds the extents the strides reach.
+        unsafe {
+            matrixmultiply::sgemm(
+                m,
+                k,
+                n,
+                1.0,
+                a.as_ptr(),
+                rsa,
+                csa,
+                b.as_ptr(),
+                rsb,
+                csb,
+                0.0,
+                c.as_mut_ptr(),
+                rsc,
+                1,
+            )
         }
-    };
+    } else if let (Some(a), Some(b), Some(c)) = (same::<T, f64>(a), same::<T, f64>(b), same_mut::<T, f64>(c))
+    {
+        // SAFETY: as above.
+        unsafe {
+            matrixmultiply::dgemm(
+                m,
+                k,
+                n,
+                1.0,
+                a.as_ptr(),
+                rsa,
+                csa,
+                b.as_ptr(),
+                rsb,
+                csb,
+                0.0,
+                c.as_mut_ptr(),
+                rsc,
+                1,
+            )
+        }
+    } else {
+        unreachable!("Scalar is sealed to f32 and f64")
+    }
 }
-
-element!(f32, matrixmultiply::sgemm);
-element!(f64, matrixmultiply::dgemm);
 
 /// `out = op(a)·op(b)` for row-major `a` (`a_shape`) and `b` (`b_shape`).
-pub fn matmul<T: Element>(
+pub fn matmul<T: Scalar>(
     a: &[T],
     a_shape: [usize; 2],
     ta: bool,
@@ -77,7 +90,15 @@ pub fn matmul<T: Element>(
 ) {
     let (m, k) = if ta { (a_shape[1], a_shape[0]) } else { (a_shape[0], a_shape[1]) };
     let n = if tb { b_shape[0] } else { b_shape[1] };
-    assert!(a.len() >= m * k && b.len() >= k * n && out.len() >= m * n, "matmul buffers sized by the plan");
+    assert!(
+        a.len() >= a_shape[0] * a_shape[1] && b.len() >= b_shape[0] * b_shape[1] && out.len() >= m * n,
+        "matmul buffers sized by the plan"
+    );
+    assert_eq!(
+        if ta { a_shape[0] } else { a_shape[1] },
+        if tb { b_shape[1] } else { b_shape[0] },
+        "inner extents"
+    );
     if m == 0 || n == 0 {
         return;
     }
@@ -87,11 +108,11 @@ pub fn matmul<T: Element>(
     }
     let (rsa, csa) = if ta { (1, a_shape[1] as isize) } else { (a_shape[1] as isize, 1) };
     let (rsb, csb) = if tb { (1, b_shape[1] as isize) } else { (b_shape[1] as isize, 1) };
-    T::gemm(m, k, n, a, rsa, csa, b, rsb, csb, out);
+    gemm(m, k, n, a, [rsa, csa], b, [rsb, csb], out);
 }
 
 /// Softmax or log-softmax along `axis` (maximum subtracted first).
-pub fn softmax<T: Element>(x: &[T], shape: &[usize], axis: usize, log: bool, out: &mut [T]) {
+pub fn softmax<T: Scalar>(x: &[T], shape: &[usize], axis: usize, log: bool, out: &mut [T]) {
     let outer: usize = shape[..axis].iter().product();
     let n = shape[axis];
     let inner: usize = shape[axis + 1..].iter().product();
@@ -119,7 +140,7 @@ fn strides(shape: &[usize]) -> Vec<usize> {
 }
 
 /// Transpose: output axis `i` is input axis `perm[i]`.
-pub fn transpose<T: Element>(x: &[T], shape: &[usize], perm: &[usize], out: &mut [T]) {
+pub fn transpose<T: Scalar>(x: &[T], shape: &[usize], perm: &[usize], out: &mut [T]) {
     let in_strides = strides(shape);
     let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
     let out_strides = strides(&out_shape);
@@ -132,7 +153,7 @@ pub fn transpose<T: Element>(x: &[T], shape: &[usize], perm: &[usize], out: &mut
 }
 
 /// Numpy broadcast of `x` (`shape`) to `out_shape`.
-pub fn broadcast<T: Element>(x: &[T], shape: &[usize], out_shape: &[usize], out: &mut [T]) {
+pub fn broadcast<T: Scalar>(x: &[T], shape: &[usize], out_shape: &[usize], out: &mut [T]) {
     let offset = out_shape.len() - shape.len();
     let in_strides = strides(shape);
     let out_strides = strides(out_shape);
@@ -153,7 +174,7 @@ pub fn broadcast<T: Element>(x: &[T], shape: &[usize], out_shape: &[usize], out:
 }
 
 /// Sum / mean / max of `x` (`shape`) over `axes` into `out` (row-major over the kept axes).
-pub fn reduce<T: Element>(x: &[T], shape: &[usize], kind: Reduce, axes: &[usize], out: &mut [T]) {
+pub fn reduce<T: Scalar>(x: &[T], shape: &[usize], kind: Reduce, axes: &[usize], out: &mut [T]) {
     let kept: Vec<usize> = (0..shape.len()).filter(|a| !axes.contains(a)).collect();
     let kept_shape: Vec<usize> = kept.iter().map(|&a| shape[a]).collect();
     let out_len: usize = kept_shape.iter().product();

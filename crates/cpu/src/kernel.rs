@@ -1,5 +1,4 @@
-//! Fused elementwise kernels: a backend-neutral description ([`KernelSpec`]) built from a
-//! fusion group, and its Cranelift lowering.
+//! Fused elementwise kernels: the Cranelift lowering of the shared [`KernelSpec`].
 //!
 //! Every kernel has one `extern "C"` ABI:
 //! `fn(buffers: *const *mut T, row_start: usize, row_end: usize, cols: usize)`, looping over
@@ -18,58 +17,21 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
 use natgrad_ir::{Binary, Compare, DType, Unary};
+use natgrad_lower::{Access, Error, KExpr, KernelSpec};
 
-use crate::Error;
-
-/// How a kernel reads one of its inputs inside the `rows × cols` loop.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
-    /// Element `(r, c)` of a `rows × cols` buffer.
-    Full,
-    /// Element `c` of a `cols` vector (broadcast down the rows).
-    Row,
-    /// Element `r` of a `rows` vector (broadcast along the columns).
-    Col,
-    /// Element 0 (broadcast everywhere).
-    Scalar,
-}
-
-/// One value computed inside a kernel.
-#[derive(Clone, Debug, PartialEq)]
-pub enum KExpr {
-    /// Input `i` of the kernel.
-    Input(usize),
-    /// A constant.
-    Const(f64),
-    /// A unary op of an earlier expression.
-    Unary(Unary, usize),
-    /// A binary op of two earlier expressions.
-    Binary(Binary, usize, usize),
-    /// A comparison (1 or 0) of two earlier expressions.
-    Compare(Compare, usize, usize),
-    /// `select(c, a, b)` of three earlier expressions.
-    Select(usize, usize, usize),
-}
-
-/// A fused kernel, independent of the code generator.
-#[derive(Clone, Debug, PartialEq)]
-pub struct KernelSpec {
-    /// Element type.
-    pub dtype: DType,
-    /// How each input is read.
-    pub inputs: Vec<Access>,
-    /// The expressions, in evaluation order.
-    pub exprs: Vec<KExpr>,
-    /// Expressions stored to the output buffers (each `rows × cols`), in buffer order.
-    pub outputs: Vec<usize>,
+/// A code-generation failure (a bug; please report with the IR).
+fn codegen(message: String) -> Error {
+    Error::Backend { backend: "cpu", message }
 }
 
 /// The kernel ABI.
 pub type KernelFn = unsafe extern "C" fn(*const *mut u8, usize, usize, usize);
 
-/// The Cranelift JIT: one module holding every kernel of a program.
+/// The Cranelift JIT: one module holding every kernel of a program. Its code memory is
+/// freed on drop, so kernel pointers must not outlive it.
 pub struct Jit {
-    module: JITModule,
+    /// `None` only while dropping.
+    module: Option<JITModule>,
     declared: Vec<FuncId>,
     fast_exp: bool,
 }
@@ -110,7 +72,6 @@ impl Jit {
     /// polynomial instead of four libm calls per vector.
     pub fn new(fast_exp: bool) -> Result<Jit, Error> {
         let mut flags = settings::builder();
-        let codegen = |e: String| Error::Codegen(e);
         flags.set("use_colocated_libcalls", "false").map_err(|e| codegen(e.to_string()))?;
         flags.set("is_pic", "false").map_err(|e| codegen(e.to_string()))?;
         flags.set("opt_level", "speed").map_err(|e| codegen(e.to_string()))?;
@@ -123,49 +84,48 @@ impl Jit {
             builder.symbol(format!("ng_{name}_f32"), f32_fn);
             builder.symbol(format!("ng_{name}_f64"), f64_fn);
         }
-        Ok(Jit { module: JITModule::new(builder), declared: Vec::new(), fast_exp })
+        Ok(Jit { module: Some(JITModule::new(builder)), declared: Vec::new(), fast_exp })
     }
 
     /// Compiles `spec`; returns its index for [`Jit::finish`].
     pub fn compile(&mut self, spec: &KernelSpec) -> Result<usize, Error> {
-        let err = |e: cranelift_module::ModuleError| Error::Codegen(format!("{e:?}"));
-        let ptr = self.module.target_config().pointer_type();
-        let mut ctx = self.module.make_context();
+        let err = |e: cranelift_module::ModuleError| codegen(format!("{e:?}"));
+        let module = self.module.as_mut().expect("module lives until drop");
+        let ptr = module.target_config().pointer_type();
+        let mut ctx = module.make_context();
         for _ in 0..4 {
             ctx.func.signature.params.push(AbiParam::new(ptr));
         }
         let index = self.declared.len();
-        let id = self
-            .module
+        let id = module
             .declare_function(&format!("kernel{index}"), Linkage::Local, &ctx.func.signature)
             .map_err(err)?;
         ctx.func.name = UserFuncName::user(0, id.as_u32());
         let mut fctx = FunctionBuilderContext::new();
         {
             let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-            let libm = declare_libm(&mut self.module, &mut b, spec.dtype)?;
+            let libm = declare_libm(module, &mut b, spec.dtype)?;
             let mut lowering = Lowering::new(spec, ptr, libm);
             lowering.fast_exp = self.fast_exp && spec.dtype == DType::F32;
             lowering.emit(&mut b);
             b.seal_all_blocks();
-            b.finalize(self.module.target_config());
+            b.finalize(module.target_config());
         }
-        self.module
-            .define_function(id, &mut ctx)
-            .map_err(|e| Error::Codegen(format!("kernel{index}: {e:?}")))?;
-        self.module.clear_context(&mut ctx);
+        module.define_function(id, &mut ctx).map_err(|e| codegen(format!("kernel{index}: {e:?}")))?;
+        module.clear_context(&mut ctx);
         self.declared.push(id);
         Ok(index)
     }
 
     /// Links every compiled kernel and returns their entry points, in compile order.
     pub fn finish(&mut self) -> Result<Vec<KernelFn>, Error> {
-        self.module.finalize_definitions().map_err(|e| Error::Codegen(format!("{e:?}")))?;
+        let module = self.module.as_mut().expect("module lives until drop");
+        module.finalize_definitions().map_err(|e| codegen(format!("{e:?}")))?;
         Ok(self
             .declared
             .iter()
             .map(|&id| {
-                let code = self.module.get_finalized_function(id);
+                let code = module.get_finalized_function(id);
                 // SAFETY: the function was defined with the four pointer-sized parameters of
                 // `KernelFn` and returns nothing.
                 unsafe { std::mem::transmute::<*const u8, KernelFn>(code) }
@@ -173,6 +133,25 @@ impl Jit {
             .collect())
     }
 }
+
+impl Drop for Jit {
+    fn drop(&mut self) {
+        if let Some(module) = self.module.take() {
+            // SAFETY: the kernel pointers live in the `Program` that owns this `Jit`, and are
+            // dropped with it; no kernel runs while its program is being dropped (sessions hold
+            // the program alive through an `Arc`).
+            unsafe { module.free_memory() };
+        }
+    }
+}
+
+// SAFETY: a `JITModule` is not `Send` because of interior `RefCell`s used while defining and
+// linking functions. After `finish`, a `Jit` is never used again except to free its memory
+// on drop (which needs exclusive ownership), and the finalized code pages are immutable, so
+// moving it to or sharing it between threads cannot race.
+unsafe impl Send for Jit {}
+// SAFETY: as above; `&Jit` exposes no methods that touch the module.
+unsafe impl Sync for Jit {}
 
 fn declare_libm(
     module: &mut JITModule,
@@ -189,7 +168,7 @@ fn declare_libm(
             sig.returns.push(AbiParam::new(ty));
             let id = module
                 .declare_function(&format!("ng_{name}_{}", dtype.name()), Linkage::Import, &sig)
-                .map_err(|e| Error::Codegen(format!("{e:?}")))?;
+                .map_err(|e| codegen(format!("{e:?}")))?;
             Ok((name, module.declare_func_in_func(id, b.func)))
         })
         .collect()

@@ -1,198 +1,90 @@
-//! Compiled programs: JIT'd kernels plus host steps, a liveness-based memory plan per batch
-//! size, and sessions that bind validated inputs and run phases.
+//! The CPU backend's compiled programs (JIT'd kernels for a shared [`Plan`]) and sessions
+//! (buffers from the shared [`MemoryPlan`], inputs checked by [`BoundInputs`]).
 
-use std::collections::{BTreeMap, HashMap};
-use std::rc::Rc;
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use natgrad_ir::{DType, Graph, NodeId, Op, Shape, TensorType};
+use natgrad_ir::{NodeId, Scalar, Shape};
+use natgrad_lower::{
+    Backend, BoundInputs, CompileOptions, Error, Executable, MemoryPlan, Phase, Plan, Profile, Work,
+};
 
-use crate::Error;
-use crate::host::{self, Element};
+use crate::host;
 use crate::kernel::{Jit, KernelFn};
-use crate::lower::{Lowered, Work, lower};
 
-/// Options for [`Program::compile`].
-#[derive(Clone, Debug)]
-pub struct CompileOptions {
-    /// Run the simplifier before lowering (default true).
-    pub simplify: bool,
-    /// Threads for fused kernels (default: available parallelism).
-    pub threads: usize,
-    /// f32 `exp` by an in-IR polynomial instead of libm calls. Default false: measured
-    /// with `natgrad bench exp`, both routes run at the same speed here (the fused kernels
-    /// are memory-bound), and libm matches the interpreter exactly (docs/benchmarks.md).
-    pub fast_exp: bool,
-}
+/// The CPU backend: Cranelift kernels, matrixmultiply GEMM, host loops.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cpu;
 
-impl Default for CompileOptions {
-    fn default() -> CompileOptions {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        CompileOptions { simplify: true, threads, fast_exp: false }
+impl<T: Scalar> Backend<T> for Cpu {
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn compile(&self, plan: Arc<Plan>, options: &CompileOptions) -> Result<Arc<dyn Executable<T>>, Error> {
+        Ok(Arc::new(Program::<T>::new(plan, options)?))
     }
 }
 
-/// Where compile time went.
-#[derive(Clone, Debug, Default)]
-pub struct CompileTimes {
-    /// Simplifier.
-    pub simplify: Duration,
-    /// Lowering to units.
-    pub lower: Duration,
-    /// Cranelift code generation and linking.
-    pub codegen: Duration,
-}
-
-/// A graph compiled for the CPU, generic over the element type.
-pub struct Program<T: Element> {
-    graph: Graph,
-    /// Every input and param of the source graph (the optimized one may have dropped some).
-    leaves: BTreeMap<String, TensorType>,
-    lowered: Lowered,
+/// A plan compiled for the CPU. `Send + Sync`: kernels are pure functions of the buffers a
+/// session passes in, and the JIT module is never touched after linking (see [`Jit`]).
+pub struct Program<T: Scalar> {
+    plan: Arc<Plan>,
     kernels: Vec<KernelFn>,
     kernel_of_unit: Vec<Option<usize>>,
     threads: usize,
-    /// Compile-time breakdown.
-    pub times: CompileTimes,
+    codegen: Duration,
+    /// Owns the kernels' code; declared last so it is dropped after them.
     _jit: Jit,
-    _marker: std::marker::PhantomData<T>,
+    _marker: std::marker::PhantomData<fn() -> T>,
 }
 
-/// A memory plan and buffers for one batch size.
-pub struct Session<T: Element> {
-    program: Rc<Program<T>>,
-    batch: usize,
-    buffers: Vec<Vec<T>>,
-    buffer_of: HashMap<NodeId, usize>,
-    bound: BTreeMap<String, bool>,
-    peak_bytes: usize,
-    profile: Option<BTreeMap<&'static str, (usize, Duration)>>,
-}
-
-impl<T: Element> Program<T> {
-    /// Compiles `graph` (its outputs are the program's outputs); `phases[k]` names the
-    /// inputs and params first needed in phase `k` — work depending only on earlier phases'
-    /// inputs is not redone when a later phase runs again.
-    pub fn compile(graph: &Graph, phases: &[&[&str]], options: &CompileOptions) -> Result<Program<T>, Error> {
-        let dtype = if std::mem::size_of::<T>() == 4 { DType::F32 } else { DType::F64 };
-        if let Some(bad) = graph.node_ids().find(|&id| graph.dtype(id) != dtype) {
-            return Err(Error::DType {
-                node: graph.site(bad).to_string(),
-                expected: dtype,
-                got: graph.dtype(bad),
-            });
+impl<T: Scalar> Program<T> {
+    /// JIT-compiles every fused kernel of `plan`.
+    pub fn new(plan: Arc<Plan>, options: &CompileOptions) -> Result<Program<T>, Error> {
+        if plan.dtype != T::DTYPE {
+            return Err(Error::Lowering(format!(
+                "the plan computes in {} but the program was asked for {}",
+                plan.dtype,
+                T::DTYPE
+            )));
         }
-        let mut times = CompileTimes::default();
-        let start = Instant::now();
-        let simplified = if options.simplify {
-            natgrad_rewrite::simplify(graph, &natgrad_rewrite::Options::default())?
-        } else {
-            let fusion = natgrad_rewrite::fusion_groups(graph);
-            natgrad_rewrite::Simplified { graph: graph.clone(), fusion, stats: Default::default() }
-        };
-        times.simplify = start.elapsed();
-        let start = Instant::now();
-        let lowered = lower(&simplified.graph, &simplified.fusion, phases)?;
-        times.lower = start.elapsed();
         let start = Instant::now();
         let mut jit = Jit::new(options.fast_exp)?;
         let mut kernel_of_unit = Vec::new();
-        for unit in &lowered.units {
+        for unit in &plan.units {
             kernel_of_unit.push(match &unit.work {
                 Work::Kernel { spec, .. } => Some(jit.compile(spec)?),
                 _ => None,
             });
         }
         let kernels = jit.finish()?;
-        times.codegen = start.elapsed();
-        let leaves = graph
-            .node_ids()
-            .filter_map(|id| match graph.op(id) {
-                Op::Input { name, .. } | Op::Param { name, .. } => Some((name.clone(), graph.ty(id).clone())),
-                _ => None,
-            })
-            .collect();
         Ok(Program {
-            leaves,
-            graph: simplified.graph,
-            lowered,
+            plan,
             kernels,
             kernel_of_unit,
             threads: options.threads.max(1),
-            times,
+            codegen: start.elapsed(),
             _jit: jit,
             _marker: std::marker::PhantomData,
         })
     }
 
-    /// [`Program::compile`] through a per-thread cache keyed on the canonical IR text of
-    /// `graph` (plus dtype, phases and options): compiling the same graph again returns the
-    /// same program without running the simplifier or the JIT. (JIT modules are not `Send`,
-    /// so the cache is per thread.)
-    pub fn compile_cached(
-        graph: &Graph,
-        phases: &[&[&str]],
-        options: &CompileOptions,
-    ) -> Result<Rc<Program<T>>, Error> {
-        thread_local! {
-            static CACHE: std::cell::RefCell<HashMap<String, Box<dyn std::any::Any>>> = std::cell::RefCell::new(HashMap::new());
-        }
-        let key = format!(
-            "{}|{phases:?}|{}|{}|{}\n{}",
-            std::any::type_name::<T>(),
-            options.simplify,
-            options.threads,
-            options.fast_exp,
-            natgrad_ir::text::print(graph)
-        );
-        if let Some(hit) =
-            CACHE.with(|c| c.borrow().get(&key).and_then(|p| p.downcast_ref::<Rc<Program<T>>>().cloned()))
-        {
-            return Ok(hit);
-        }
-        let program = Rc::new(Program::compile(graph, phases, options)?);
-        CACHE.with(|c| c.borrow_mut().insert(key, Box::new(Rc::clone(&program))));
-        Ok(program)
-    }
-
-    /// The optimized graph that was lowered.
-    pub fn graph(&self) -> &Graph {
-        &self.graph
-    }
-
-    /// Number of fused kernels.
-    pub fn kernel_count(&self) -> usize {
-        self.kernels.len()
-    }
-
-    /// Number of phases.
-    pub fn phases(&self) -> usize {
-        self.lowered.input_phase.values().max().map_or(1, |p| p + 1)
-    }
-
-    /// A session for batch size `batch`: plans memory and writes constants.
-    pub fn session(self: &Rc<Self>, batch: usize) -> Session<T> {
-        let plan = plan_memory(self, batch);
+    /// A session for batch size `batch`: buffers from the memory plan, constants written.
+    pub fn open_session(self: &Arc<Self>, batch: usize) -> Session<T> {
+        let memory = MemoryPlan::new(&self.plan, batch);
         let mut session = Session {
-            program: Rc::clone(self),
+            program: Arc::clone(self),
             batch,
-            buffers: plan.sizes.iter().map(|&n| vec![T::zero(); n]).collect(),
-            buffer_of: plan.buffer_of,
-            bound: self
-                .graph
-                .input_nodes()
-                .iter()
-                .chain(&self.graph.param_nodes())
-                .filter_map(|&id| match self.graph.op(id) {
-                    Op::Input { name, .. } | Op::Param { name, .. } => Some((name.clone(), false)),
-                    _ => None,
-                })
-                .collect(),
-            peak_bytes: plan.sizes.iter().sum::<usize>() * std::mem::size_of::<T>(),
+            buffers: memory.sizes.iter().map(|&n| vec![T::zero(); n]).collect(),
+            peak_bytes: memory.total_elements() * std::mem::size_of::<T>(),
+            buffer_of: memory.buffer_of,
+            inputs: BoundInputs::new(&self.plan, batch),
             profile: None,
         };
-        for (u, unit) in self.lowered.units.iter().enumerate() {
-            if unit.phase == usize::MAX {
+        for (u, unit) in self.plan.units.iter().enumerate() {
+            if unit.phase == Phase::Setup {
                 session.execute(u);
             }
         }
@@ -200,88 +92,29 @@ impl<T: Element> Program<T> {
     }
 }
 
-struct MemoryPlan {
-    sizes: Vec<usize>,
-    buffer_of: HashMap<NodeId, usize>,
+impl<T: Scalar> Executable<T> for Program<T> {
+    fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    fn codegen_time(&self) -> Duration {
+        self.codegen
+    }
+
+    fn session(self: Arc<Self>, batch: usize) -> Result<Box<dyn natgrad_lower::Session<T>>, Error> {
+        Ok(Box::new(self.open_session(batch)))
+    }
 }
 
-/// Greedy liveness-based plan: a value's buffer returns to the pool after its last reader
-/// in the same phase; values read in a later phase, leaves and outputs keep theirs.
-fn plan_memory<T: Element>(program: &Program<T>, batch: usize) -> MemoryPlan {
-    let g = &program.graph;
-    let units = &program.lowered.units;
-    let owner = |n: NodeId| program.lowered.storage.get(&n).copied().unwrap_or(n);
-    let mut last_read: HashMap<NodeId, usize> = HashMap::new();
-    let mut pinned: Vec<NodeId> = g.outputs().iter().map(|&o| owner(o)).collect();
-    let mut phase_of: HashMap<NodeId, usize> = HashMap::new();
-    for (u, unit) in units.iter().enumerate() {
-        for &o in &unit.outputs {
-            phase_of.insert(o, unit.phase);
-        }
-        for &r in &unit.reads {
-            let r = owner(r);
-            last_read.insert(r, u);
-            if phase_of.get(&r).is_some_and(|&p| p != unit.phase) {
-                pinned.push(r);
-            }
-        }
-    }
-    let mut sizes: Vec<usize> = Vec::new();
-    let mut free: Vec<usize> = Vec::new();
-    let mut buffer_of: HashMap<NodeId, usize> = HashMap::new();
-    let elements = |n: NodeId| g.shape(n).num_elements(batch).max(1);
-    // Leaves (inputs and params) get their own buffers.
-    for id in g.node_ids() {
-        if matches!(g.op(id), Op::Input { .. } | Op::Param { .. })
-            && program.lowered.storage.contains_key(&id)
-        {
-            buffer_of.insert(id, sizes.len());
-            sizes.push(elements(id));
-        }
-    }
-    for (u, unit) in units.iter().enumerate() {
-        for &o in &unit.outputs {
-            let need = elements(o);
-            let fit = free
-                .iter()
-                .enumerate()
-                .filter(|&(_, &b)| sizes[b] >= need)
-                .min_by_key(|&(_, &b)| sizes[b])
-                .map(|(i, _)| i);
-            let buffer = match (fit, unit.phase == usize::MAX || pinned.contains(&o)) {
-                (Some(i), false) => free.swap_remove(i),
-                _ => {
-                    sizes.push(need);
-                    sizes.len() - 1
-                }
-            };
-            buffer_of.insert(o, buffer);
-        }
-        // Release what this unit read last (unless pinned or set-up values).
-        for &r in &unit.reads {
-            let r = owner(r);
-            if last_read.get(&r) == Some(&u)
-                && !pinned.contains(&r)
-                && phase_of.get(&r).is_some_and(|&p| p != usize::MAX)
-                && let Some(&b) = buffer_of.get(&r)
-                && !free.contains(&b)
-            {
-                free.push(b);
-            }
-        }
-        // Outputs nobody reads are released at once.
-        for &o in &unit.outputs {
-            if !last_read.contains_key(&o) && !pinned.contains(&o) && unit.phase != usize::MAX {
-                free.push(buffer_of[&o]);
-            }
-        }
-    }
-    for (&n, &o) in &program.lowered.storage {
-        if let Some(&b) = buffer_of.get(&o) {
-            buffer_of.insert(n, b);
-        }
-    }
-    MemoryPlan { sizes, buffer_of }
+/// Buffers for one batch size of a [`Program`].
+pub struct Session<T: Scalar> {
+    program: Arc<Program<T>>,
+    batch: usize,
+    buffers: Vec<Vec<T>>,
+    buffer_of: HashMap<NodeId, usize>,
+    inputs: BoundInputs,
+    peak_bytes: usize,
+    profile: Option<Profile>,
 }
 
 /// Raw pointers handed to kernel threads.
@@ -296,84 +129,23 @@ impl Pointers {
     }
 }
 
-impl<T: Element> Session<T> {
-    /// The batch size this session was planned for.
-    pub fn batch(&self) -> usize {
-        self.batch
-    }
-
-    /// Total bytes of the planned buffers.
-    pub fn peak_bytes(&self) -> usize {
-        self.peak_bytes
-    }
-
-    /// Copies `data` into the input or param `name`, after checking its length.
-    pub fn set(&mut self, name: &str, data: &[T]) -> Result<(), Error> {
-        let ty =
-            self.program.leaves.get(name).ok_or_else(|| Error::UnknownInput { name: name.to_string() })?;
-        let expected = ty.shape.num_elements(self.batch);
-        if data.len() != expected {
-            return Err(Error::Length {
-                name: name.to_string(),
-                ty: ty.to_string(),
-                batch: self.batch,
-                expected,
-                got: data.len(),
-            });
-        }
-        // Inputs the optimized graph no longer reads are checked and otherwise ignored.
-        if let Some(b) = self.program.graph.leaf(name).and_then(|id| self.buffer_of.get(&id)) {
-            self.buffers[*b][..expected].copy_from_slice(data);
-        }
-        self.bound.insert(name.to_string(), true);
-        Ok(())
-    }
-
-    /// Runs phase `phase`; every input of phases up to it must have been set.
-    pub fn run(&mut self, phase: usize) -> Result<(), Error> {
-        if let Some((name, _)) = self.bound.iter().find(|(name, set)| {
-            !**set && self.program.lowered.input_phase.get(*name).is_some_and(|&p| p <= phase)
-        }) {
-            return Err(Error::Unbound { name: name.clone() });
-        }
-        for u in 0..self.program.lowered.units.len() {
-            if self.program.lowered.units[u].phase == phase {
-                let start = self.profile.is_some().then(Instant::now);
-                self.execute(u);
-                if let (Some(profile), Some(start)) = (&mut self.profile, start) {
-                    let entry = profile.entry(self.program.lowered.units[u].work.kind()).or_default();
-                    entry.0 += 1;
-                    entry.1 += start.elapsed();
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Starts (or stops) accumulating time per kind of work (`kernel`, `matmul`, …).
-    pub fn set_profiling(&mut self, on: bool) {
-        self.profile = on.then(BTreeMap::new);
-    }
-
-    /// Calls and total time per kind of work since profiling started.
-    pub fn profile(&self) -> Option<&BTreeMap<&'static str, (usize, Duration)>> {
-        self.profile.as_ref()
-    }
-
+impl<T: Scalar> Session<T> {
     /// The value of output `index` (after the phase computing it has run).
-    pub fn output(&self, index: usize) -> &[T] {
-        let node = self.program.graph.outputs()[index];
-        let len = self.program.graph.shape(node).num_elements(self.batch);
-        &self.buffers[self.buffer_of[&node]][..len]
+    pub fn output(&self, index: usize) -> Result<&[T], Error> {
+        Ok(self.value(self.program.plan.output(index)?))
+    }
+
+    fn plan(&self) -> &Plan {
+        &self.program.plan
     }
 
     fn dims(&self, n: NodeId) -> Vec<usize> {
-        self.program.graph.shape(n).resolve(self.batch)
+        self.plan().graph.shape(n).resolve(self.batch)
     }
 
     /// (buffer, length) of a node's value.
     fn slot(&self, n: NodeId) -> (usize, usize) {
-        (self.buffer_of[&n], self.program.graph.shape(n).num_elements(self.batch))
+        (self.buffer_of[&n], self.plan().elements(n, self.batch))
     }
 
     /// Takes the output buffer out so inputs can be borrowed alongside it.
@@ -390,8 +162,8 @@ impl<T: Element> Session<T> {
     }
 
     fn execute(&mut self, u: usize) {
-        let program = Rc::clone(&self.program);
-        let unit = &program.lowered.units[u];
+        let program = Arc::clone(&self.program);
+        let unit = &program.plan.units[u];
         let out = unit.outputs[0];
         match &unit.work {
             Work::Kernel { shape, args, .. } => {
@@ -436,8 +208,8 @@ impl<T: Element> Session<T> {
         let threads = if total < 1 << 15 { 1 } else { self.program.threads.min(rows.max(1)) };
         let call = |start: usize, end: usize| {
             // SAFETY: every buffer holds at least `rows × cols` elements for Full access
-            // (and `cols` / `rows` / 1 for Row / Col / Scalar), as sized by the plan for this
-            // batch; threads get disjoint row ranges.
+            // (and `cols` / `rows` / 1 for Row / Col / Scalar), as sized by the memory plan
+            // for this batch; threads get disjoint row ranges.
             unsafe { f(pointers.as_ptr(), start, end, cols) }
         };
         if threads <= 1 {
@@ -454,5 +226,65 @@ impl<T: Element> Session<T> {
                 }
             }
         });
+    }
+}
+
+impl<T: Scalar> natgrad_lower::Session<T> for Session<T> {
+    fn batch(&self) -> usize {
+        self.batch
+    }
+
+    fn peak_bytes(&self) -> usize {
+        self.peak_bytes
+    }
+
+    fn set(&mut self, name: &str, data: &[T]) -> Result<(), Error> {
+        let program = Arc::clone(&self.program);
+        if let Some(b) =
+            self.inputs.set(&program.plan, name, data.len())?.and_then(|id| self.buffer_of.get(&id))
+        {
+            self.buffers[*b][..data.len()].copy_from_slice(data);
+        }
+        Ok(())
+    }
+
+    fn run(&mut self, phase: usize) -> Result<(), Error> {
+        let program = Arc::clone(&self.program);
+        self.inputs.ready(&program.plan, phase)?;
+        for (u, unit) in program.plan.units.iter().enumerate() {
+            if unit.phase == Phase::Run(phase) {
+                let start = self.profile.is_some().then(Instant::now);
+                self.execute(u);
+                if let (Some(profile), Some(start)) = (&mut self.profile, start) {
+                    let entry = profile.entry(unit.work.kind()).or_default();
+                    entry.0 += 1;
+                    entry.1 += start.elapsed();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn read(&self, index: usize, out: &mut [T]) -> Result<(), Error> {
+        let value = self.output(index)?;
+        if value.len() != out.len() {
+            return Err(Error::Length {
+                name: format!("output {index}"),
+                ty: self.plan().graph.ty(self.plan().output(index)?).to_string(),
+                batch: self.batch,
+                expected: value.len(),
+                got: out.len(),
+            });
+        }
+        out.copy_from_slice(value);
+        Ok(())
+    }
+
+    fn set_profiling(&mut self, on: bool) {
+        self.profile = on.then(Profile::new);
+    }
+
+    fn profile(&self) -> Option<&Profile> {
+        self.profile.as_ref()
     }
 }

@@ -2,14 +2,27 @@
 //! awkward sizes (not multiples of the SIMD width, batch 1), broadcasting edge cases, and
 //! random graphs. f64 within 1e-12 relative, f32 within 1e-5.
 
-use natgrad_cpu::{CompileOptions, Element, Program};
+use std::sync::Arc;
+
+use natgrad_cpu::Program;
+use natgrad_ir::Scalar;
 use natgrad_ir::{Bindings, Builder, Compare, DType, Dim, Expr, Graph, Op, Shape, Tensor, eval};
+use natgrad_lower::{CompileOptions, Executable as _, Partition, Plan, Session as _};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 
 /// Compiles `graph` (all inputs in one phase), runs it at `batch` on random inputs and
 /// compares every output with the interpreter.
-fn check<T: Element>(label: &str, graph: &Graph, batch: usize, seed: u64, tol: f64) {
+/// Plans `graph` (every input in one phase) and JIT-compiles it.
+fn compile<T: Scalar>(
+    graph: &Graph,
+    options: &CompileOptions,
+) -> Result<Arc<Program<T>>, natgrad_lower::Error> {
+    let plan = Plan::build(graph, &Partition::single(), T::DTYPE, options.simplify)?;
+    Ok(Arc::new(Program::new(Arc::new(plan), options)?))
+}
+
+fn check<T: Scalar>(label: &str, graph: &Graph, batch: usize, seed: u64, tol: f64) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let leaves: Vec<(String, Vec<usize>)> = graph
         .node_ids()
@@ -24,11 +37,9 @@ fn check<T: Element>(label: &str, graph: &Graph, batch: usize, seed: u64, tol: f
         .iter()
         .map(|(_, s)| Tensor::from_fn(s.clone(), |_| T::from_f64(rng.random_range(-2.0..2.0))))
         .collect();
-    let names: Vec<&str> = leaves.iter().map(|(n, _)| n.as_str()).collect();
-    let program = Program::<T>::compile(graph, &[&names], &CompileOptions::default())
-        .map(std::rc::Rc::new)
-        .unwrap_or_else(|e| panic!("{label}: {e}\n{graph}"));
-    let mut session = program.session(batch);
+    let program =
+        compile::<T>(graph, &CompileOptions::default()).unwrap_or_else(|e| panic!("{label}: {e}\n{graph}"));
+    let mut session = program.open_session(batch);
     let mut bindings = Bindings::new().with_batch(batch);
     for ((name, _), v) in leaves.iter().zip(&values) {
         session.set(name, v.data()).unwrap();
@@ -37,7 +48,7 @@ fn check<T: Element>(label: &str, graph: &Graph, batch: usize, seed: u64, tol: f
     session.run(0).unwrap();
     let expected = eval(graph, &bindings).unwrap();
     for (i, e) in expected.iter().enumerate() {
-        let got = session.output(i);
+        let got = session.output(i).unwrap();
         assert_eq!(got.len(), e.data().len(), "{label}: output {i} length");
         let scale = e.data().iter().fold(1.0f64, |m, v| m.max(v.as_f64().abs()));
         for (k, (g, w)) in got.iter().zip(e.data()).enumerate() {
@@ -46,7 +57,7 @@ fn check<T: Element>(label: &str, graph: &Graph, batch: usize, seed: u64, tol: f
             assert!(
                 same,
                 "{label} (batch {batch}): output {i}[{k}] = {g}, interpreter {w}\n{}",
-                program.graph()
+                program.plan().graph
             );
         }
     }
@@ -232,12 +243,12 @@ fn fast_exp_is_accurate() {
     values.truncate(rows * 8);
     for fast_exp in [true, false] {
         let options = CompileOptions { fast_exp, ..CompileOptions::default() };
-        let program = std::rc::Rc::new(Program::<f32>::compile(&graph, &[&["x"]], &options).unwrap());
-        let mut session = program.session(rows);
+        let program = compile::<f32>(&graph, &options).unwrap();
+        let mut session = program.open_session(rows);
         session.set("x", &values).unwrap();
         session.run(0).unwrap();
         let mut worst = 0.0f64;
-        for (&x, &y) in values.iter().zip(session.output(0)) {
+        for (&x, &y) in values.iter().zip(session.output(0).unwrap()) {
             let expected = x.exp();
             if x.is_nan() {
                 assert!(y.is_nan(), "exp(NaN) = {y}");

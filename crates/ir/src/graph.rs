@@ -101,7 +101,7 @@ impl Graph {
         if let Some(bad) = inputs.iter().find(|id| !self.contains(**id)) {
             return Err(Error::UnknownNode { site: site(), operand: bad.index(), len: self.len() });
         }
-        if let Some(leaf) = leaf_name(&op)
+        if let Some(leaf) = op.leaf_name()
             && (leaf.is_empty() || leaf.contains(['"', '#', '\n']) || leaf.trim() != leaf)
         {
             let message =
@@ -118,14 +118,14 @@ impl Graph {
         let (op, inputs) = key;
         let operand_types: Vec<&TensorType> = inputs.iter().map(|&i| self.ty(i)).collect();
         let ty = infer(&op, &operand_types).map_err(|message| Error::Type { site: site(), message })?;
-        if let Some(leaf) = leaf_name(&op)
+        if let Some(leaf) = op.leaf_name()
             && let Some(&other) = self.leaves.get(leaf)
         {
             let existing = format!("{} : {} = {}", other, self.ty(other), self.node(other).op.name());
             let name = leaf.to_string();
             return Err(Error::DuplicateName { site: site(), name, existing });
         }
-        let leaf = leaf_name(&op).map(str::to_string);
+        let leaf = op.leaf_name().map(str::to_string);
         let node = Node {
             op: op.clone(),
             inputs: inputs.clone(),
@@ -239,7 +239,7 @@ impl Graph {
     /// The error site of a node: op, user name and location.
     pub fn site(&self, id: NodeId) -> Site {
         let node = self.node(id);
-        let leaf = leaf_name(&node.op).map(str::to_string);
+        let leaf = node.op.leaf_name().map(str::to_string);
         Site {
             op: node.op.name(),
             name: node.name.clone().or(leaf),
@@ -332,13 +332,6 @@ impl Graph {
             |_, position| *position,
         );
         format!("{}", petgraph::dot::Dot::with_config(&labelled, &[petgraph::dot::Config::EdgeNoLabel]))
-    }
-}
-
-fn leaf_name(op: &Op) -> Option<&str> {
-    match op {
-        Op::Input { name, .. } | Op::Param { name, .. } => Some(name),
-        _ => None,
     }
 }
 

@@ -297,6 +297,14 @@ impl Op {
         }
     }
 
+    /// The name of an input or param; `None` for every other op.
+    pub fn leaf_name(&self) -> Option<&str> {
+        match self {
+            Op::Input { name, .. } | Op::Param { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
     /// The op's name in the text form and in error messages.
     pub fn name(&self) -> &'static str {
         match self {

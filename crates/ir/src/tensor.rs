@@ -4,15 +4,25 @@ use std::fmt::Debug;
 
 use crate::{Error, Result};
 
-/// Element types the interpreter computes in (`f32`, `f64`).
-pub trait Scalar: num_traits::Float + Debug + Default + Send + Sync + 'static {
+/// Element types graphs compute in (`f32`, `f64`): the interpreter's and every backend's
+/// scalar bound. Sealed: backends rely on these two being the only ones.
+pub trait Scalar: sealed::Sealed + num_traits::Float + Debug + Default + Send + Sync + 'static {
+    /// The dtype of this element type.
+    const DTYPE: crate::DType;
     /// Converts from f64 (rounding for f32).
     fn from_f64(value: f64) -> Self;
     /// Widens to f64 (exact).
     fn as_f64(self) -> f64;
 }
 
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
 impl Scalar for f32 {
+    const DTYPE: crate::DType = crate::DType::F32;
     fn from_f64(value: f64) -> f32 {
         value as f32
     }
@@ -22,6 +32,7 @@ impl Scalar for f32 {
 }
 
 impl Scalar for f64 {
+    const DTYPE: crate::DType = crate::DType::F64;
     fn from_f64(value: f64) -> f64 {
         value
     }

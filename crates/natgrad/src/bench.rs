@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use natgrad_autodiff::fisher_product;
-use natgrad_cpu::Element;
+use natgrad_ir::Scalar;
 use natgrad_ir::{Graph, Model, NodeId, Op};
+use natgrad_lower::Partition;
 
 use crate::compile::{CompileOptions, Error, compile_fisher_product, compile_gradient, compile_loss};
 
@@ -83,42 +84,51 @@ fn flops_of(graph: &Graph, batch: usize) -> f64 {
     a + b
 }
 
-/// Best median GFLOP/s of the GEMM library on the shapes of the model's first layer.
-fn gemm_peak<T: Element>(batch: usize, n_in: usize, n_out: usize, runs: usize) -> Result<f64, Error> {
+/// Best median GFLOP/s of the device's GEMM on the shapes of the model's first layer (a
+/// one-matmul graph compiled like any other).
+fn gemm_peak<T: Scalar>(
+    batch: usize,
+    n_in: usize,
+    n_out: usize,
+    runs: usize,
+    options: &CompileOptions,
+) -> Result<f64, Error> {
     let shapes = [(batch, n_in, n_out), (batch, n_out, n_in), (n_in, batch, n_out)];
     let mut best: f64 = 0.0;
     for (m, k, n) in shapes {
-        let a = vec![T::from_f64(0.5); m * k];
-        let b = vec![T::from_f64(0.25); k * n];
-        let mut c = vec![T::zero(); m * n];
-        let (median, _, _) = time_runs(runs, || {
-            natgrad_cpu::host::matmul(&a, [m, k], false, &b, [k, n], false, &mut c);
-            Ok(())
-        })?;
+        let builder = natgrad_ir::Builder::new(T::DTYPE);
+        let a = builder.input("a", natgrad_ir::Shape::fixed(&[m, k]));
+        let b = builder.input("b", natgrad_ir::Shape::fixed(&[k, n]));
+        let graph = builder.finish(&[&a.matmul(&b)])?;
+        let program = crate::compile::compile_graph::<T>(&graph, &Partition::single(), options)?;
+        let mut session = program.session(1)?;
+        session.set("a", &vec![T::from_f64(0.5); m * k])?;
+        session.set("b", &vec![T::from_f64(0.25); k * n])?;
+        let (median, _, _) = time_runs(runs, || Ok(session.run(0)?))?;
         best = best.max(2.0 * (m * k * n) as f64 / (median * 1e6));
     }
     Ok(best)
 }
 
 /// Runs the benchmark for `model` (built by `build`, timed as graph construction).
-pub fn run<T: Element>(
+pub fn run<T: Scalar>(
     build: impl Fn() -> Result<Model, Error>,
     batches: &[usize],
     runs: usize,
+    options: &CompileOptions,
 ) -> Result<Report, Error> {
     let start = Instant::now();
     let model = build()?;
     let build_time = start.elapsed();
-    let options = CompileOptions::default();
-    let mut fvp = compile_fisher_product::<T>(&model, &options)?;
+    let mut fvp = compile_fisher_product::<T>(&model, options)?;
     let compile_ms = [
         build_time.as_secs_f64() * 1e3,
         fvp.report.autodiff.as_secs_f64() * 1e3,
         fvp.report.simplify.as_secs_f64() * 1e3,
         (fvp.report.lower + fvp.report.codegen).as_secs_f64() * 1e3,
     ];
-    let mut gradient = compile_gradient::<T>(&model, &options)?;
-    let mut loss = compile_loss::<T>(&model, &options)?;
+    let mut gradient = compile_gradient::<T>(&model, options)?;
+    let mut loss = compile_loss::<T>(&model, options)?;
     let product_graph = fisher_product(&model)?.graph;
     let gradient_graph = natgrad_autodiff::gradient(&model)?.graph;
     let n = model.layout.len();
@@ -146,7 +156,7 @@ pub fn run<T: Element>(
             vec![T::zero(); batch * model.graph.shape(model.targets).0[1].resolve(1)]
         };
         let targets = (!model.is_autoencoder()).then_some(targets.as_slice());
-        gemm_peak_gflops = gemm_peak_gflops.max(gemm_peak::<T>(batch, width, n_out, runs)?);
+        gemm_peak_gflops = gemm_peak_gflops.max(gemm_peak::<T>(batch, width, n_out, runs, options)?);
         let (forward_flops, _) = matmul_flops(&model.graph, batch);
         let (prepare_flops, apply_flops) = matmul_flops(&product_graph, batch);
         let mut record = |what, (median_ms, min_ms, max_ms): (f64, f64, f64), flops| {
@@ -267,8 +277,8 @@ pub fn exp_routes(batch: usize, runs: usize) -> Result<String, Error> {
         (0..model.layout.len()).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 * 0.1 - 0.05).collect();
     for fast_exp in [false, true] {
         let options = CompileOptions { fast_exp, ..CompileOptions::default() };
-        let program = std::rc::Rc::new(natgrad_cpu::Program::<f32>::compile(&graph, &[&["x"]], &options)?);
-        let mut session = program.session(batch);
+        let program = crate::compile::compile_graph::<f32>(&graph, &Partition::single(), &options)?;
+        let mut session = program.session(batch)?;
         session.set("x", &data)?;
         let (median, min, max) = time_runs(runs, || Ok(session.run(0)?))?;
         let route = if fast_exp { "polynomial" } else { "libm" };

@@ -1,15 +1,20 @@
 //! Compiled model functions: the Fisher product (prepare once per metric batch, apply many
-//! times), loss and gradient, and the loss alone — all through the CPU backend.
+//! times), loss and gradient, and the loss alone — on the device the options name.
+//!
+//! Every function here goes through [`compile_graph`]: the process-wide [`compile_cache`],
+//! then [`Plan::build`] (simplifier and lowering, shared by every backend), then the
+//! device's [`Backend`]. Compiled functions are `Send`; [`FisherProduct::fork`] shares one
+//! compiled program between threads.
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use natgrad_autodiff::{METRIC_INPUT, Product, fisher_product, gradient};
-use natgrad_cpu::{Element, Program, Session};
-use natgrad_ir::{Graph, Model, ParamLayout};
+use natgrad_autodiff::{METRIC_INPUT, fisher_product, gradient};
+use natgrad_ir::{Graph, Model, ParamLayout, Scalar};
+use natgrad_lower::{Backend, CacheKey, CompileCache, Executable, Partition, Plan, Session};
 
-pub use natgrad_cpu::CompileOptions;
+pub use natgrad_lower::{CompileOptions, Device};
 
 /// Errors of compiled functions.
 #[derive(Debug, thiserror::Error)]
@@ -20,9 +25,9 @@ pub enum Error {
     /// Differentiation failed.
     #[error(transparent)]
     Autodiff(#[from] natgrad_autodiff::Error),
-    /// Compiling or running failed.
+    /// Lowering, compiling or running failed.
     #[error(transparent)]
-    Cpu(#[from] natgrad_cpu::Error),
+    Backend(#[from] natgrad_lower::Error),
     /// A vector or batch of the wrong length.
     #[error("{what}: expected {expected}, got {got} values")]
     Length {
@@ -47,21 +52,21 @@ pub struct CompileReport {
     pub simplify: Duration,
     /// Lowering to kernels and host steps.
     pub lower: Duration,
-    /// Cranelift code generation.
+    /// Code generation.
     pub codegen: Duration,
     /// Fused kernels generated.
     pub kernels: usize,
 }
 
 impl CompileReport {
-    fn new<T: Element>(autodiff: Duration, program: &Program<T>) -> CompileReport {
-        let t = &program.times;
+    fn new<T: Scalar>(autodiff: Duration, program: &dyn Executable<T>) -> CompileReport {
+        let plan = program.plan();
         CompileReport {
             autodiff,
-            simplify: t.simplify,
-            lower: t.lower,
-            codegen: t.codegen,
-            kernels: program.kernel_count(),
+            simplify: plan.times.simplify,
+            lower: plan.times.lower,
+            codegen: program.codegen_time(),
+            kernels: plan.kernel_count(),
         }
     }
 
@@ -71,16 +76,77 @@ impl CompileReport {
     }
 }
 
-/// Sessions per batch size, created on first use.
-struct Sessions<T: Element> {
-    program: Rc<Program<T>>,
-    by_batch: HashMap<usize, Session<T>>,
+/// Programs kept by [`compile_graph`] unless the caller changes it.
+const CACHE_CAPACITY: usize = 32;
+
+static CACHE: LazyLock<Mutex<CompileCache>> = LazyLock::new(|| Mutex::new(CompileCache::new(CACHE_CAPACITY)));
+
+/// The process-wide cache of compiled programs (32 by default; `set_capacity(0)` turns it
+/// off, `clear()` drops every program no compiled function still holds).
+pub fn compile_cache() -> &'static Mutex<CompileCache> {
+    &CACHE
 }
 
-impl<T: Element> Sessions<T> {
-    fn get(&mut self, batch: usize) -> &mut Session<T> {
-        let program = &self.program;
-        self.by_batch.entry(batch).or_insert_with(|| program.session(batch))
+/// The backend of `device`: the one place that names a backend type.
+fn backend<T: Scalar>(device: Device) -> Result<Box<dyn Backend<T>>, Error> {
+    match device {
+        Device::Cpu => Ok(Box::new(natgrad_cpu::Cpu)),
+        Device::Cuda(_) => Err(natgrad_lower::Error::Device {
+            device: device.to_string(),
+            why: "this build has no CUDA backend".into(),
+        }
+        .into()),
+    }
+}
+
+/// Compiles `graph` (its outputs are the program's outputs) for `options.device`, through
+/// the [`compile_cache`]: the same graph, partition and options compile once per process.
+pub fn compile_graph<T: Scalar>(
+    graph: &Graph,
+    partition: &Partition,
+    options: &CompileOptions,
+) -> Result<Arc<dyn Executable<T>>, Error> {
+    let key = CacheKey::new(graph, T::DTYPE, partition, options);
+    let cache = || CACHE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(hit) = cache().get::<Arc<dyn Executable<T>>>(&key) {
+        return Ok(hit);
+    }
+    let plan = Arc::new(Plan::build(graph, partition, T::DTYPE, options.simplify)?);
+    let program = backend::<T>(options.device)?.compile(plan, options)?;
+    // Another thread may have compiled the same graph meanwhile: the first one cached wins,
+    // so every caller shares one program.
+    let mut cache = cache();
+    if let Some(first) = cache.get::<Arc<dyn Executable<T>>>(&key) {
+        return Ok(first);
+    }
+    cache.insert(key, Arc::clone(&program));
+    Ok(program)
+}
+
+/// Sessions per batch size, created on first use.
+struct Sessions<T: Scalar> {
+    program: Arc<dyn Executable<T>>,
+    by_batch: HashMap<usize, Box<dyn Session<T>>>,
+}
+
+impl<T: Scalar> Sessions<T> {
+    fn new(program: Arc<dyn Executable<T>>) -> Sessions<T> {
+        Sessions { program, by_batch: HashMap::new() }
+    }
+
+    fn get(&mut self, batch: usize) -> Result<&mut dyn Session<T>, Error> {
+        if !self.by_batch.contains_key(&batch) {
+            let session = Arc::clone(&self.program).session(batch)?;
+            self.by_batch.insert(batch, session);
+        }
+        Ok(self.by_batch.get_mut(&batch).expect("inserted").as_mut())
+    }
+
+    /// Output 0 as a scalar.
+    fn scalar(session: &dyn Session<T>) -> Result<f64, Error> {
+        let mut value = [T::zero()];
+        session.read(0, &mut value)?;
+        Ok(value[0].as_f64())
     }
 }
 
@@ -103,8 +169,8 @@ fn check_len(what: &str, expected: usize, got: usize) -> Result<(), Error> {
     Ok(())
 }
 
-fn set_params<T: Element>(
-    session: &mut Session<T>,
+fn set_params<T: Scalar>(
+    session: &mut dyn Session<T>,
     layout: &ParamLayout,
     prefix: &str,
     theta: &[T],
@@ -120,7 +186,7 @@ fn input_width(model: &Model) -> usize {
 }
 
 /// The compiled Fisher-vector product `v ↦ G v (+ λ v)` of a model (paper eq. 7, 8, 30).
-pub struct FisherProduct<T: Element> {
+pub struct FisherProduct<T: Scalar> {
     sessions: Sessions<T>,
     layout: ParamLayout,
     input_width: usize,
@@ -145,7 +211,7 @@ pub enum MetricKind {
 }
 
 /// Compiles the model's Fisher product once: autodiff, simplify, lower, JIT.
-pub fn compile_fisher_product<T: Element>(
+pub fn compile_fisher_product<T: Scalar>(
     model: &Model,
     options: &CompileOptions,
 ) -> Result<FisherProduct<T>, Error> {
@@ -153,7 +219,7 @@ pub fn compile_fisher_product<T: Element>(
 }
 
 /// Compiles a metric product of the chosen kind (same interface as the Fisher product).
-pub fn compile_metric_product<T: Element>(
+pub fn compile_metric_product<T: Scalar>(
     model: &Model,
     kind: MetricKind,
     options: &CompileOptions,
@@ -165,32 +231,18 @@ pub fn compile_metric_product<T: Element>(
         MetricKind::EmpiricalFisher => natgrad_autodiff::empirical_fisher_product(model)?,
     };
     let autodiff = start.elapsed();
-    let program = compile_product(&product, model, options)?;
+    let program = compile_graph(&product.graph, &Partition::new(product.phases()), options)?;
     Ok(FisherProduct {
-        report: CompileReport::new(autodiff, &program),
-        sessions: Sessions { program, by_batch: HashMap::new() },
+        report: CompileReport::new(autodiff, program.as_ref()),
+        sessions: Sessions::new(program),
         layout: model.layout.clone(),
         input_width: input_width(model),
-        vector_names: model.layout.slots().iter().map(|s| format!("v.{}", s.name)).collect(),
+        vector_names: product.vector_names(),
         prepared: None,
     })
 }
 
-fn compile_product<T: Element>(
-    product: &Product,
-    model: &Model,
-    options: &CompileOptions,
-) -> Result<Rc<Program<T>>, Error> {
-    let mut first: Vec<String> = model.layout.slots().iter().map(|s| s.name.clone()).collect();
-    first.push(METRIC_INPUT.to_string());
-    first.push(natgrad_autodiff::METRIC_TARGETS.to_string());
-    let second: Vec<String> = model.layout.slots().iter().map(|s| format!("v.{}", s.name)).collect();
-    let first: Vec<&str> = first.iter().map(String::as_str).collect();
-    let second: Vec<&str> = second.iter().map(String::as_str).collect();
-    Ok(Program::compile_cached(&product.graph, &[&first, &second], options)?)
-}
-
-impl<T: Element> FisherProduct<T> {
+impl<T: Scalar> FisherProduct<T> {
     /// Runs the forward pass on the metric batch (row-major `[B, n_in]`) and caches the
     /// activations; `B` is taken from the batch's length.
     pub fn prepare(&mut self, params: &[T], metric_batch: &[T]) -> Result<(), Error> {
@@ -207,7 +259,7 @@ impl<T: Element> FisherProduct<T> {
     ) -> Result<(), Error> {
         check_len("params", self.layout.len(), params.len())?;
         let batch = batch_of("metric batch", metric_batch.len(), self.input_width)?;
-        let session = self.sessions.get(batch);
+        let session = self.sessions.get(batch)?;
         set_params(session, &self.layout, "", params)?;
         session.set(METRIC_INPUT, metric_batch)?;
         if let Some(targets) = targets {
@@ -229,50 +281,64 @@ impl<T: Element> FisherProduct<T> {
         check_len("v", self.layout.len(), v.len())?;
         check_len("gv", self.layout.len(), gv.len())?;
         let batch = self.prepared.ok_or(Error::NotPrepared)?;
-        let session = self.sessions.get(batch);
+        let session = self.sessions.get(batch)?;
         for (slot, name) in self.layout.slots().iter().zip(&self.vector_names) {
             session.set(name, &v[slot.offset..slot.offset + slot.len()])?;
         }
         session.run(1)?;
-        let lambda = T::from_f64(damping);
         for (i, slot) in self.layout.slots().iter().enumerate() {
-            let out = session.output(i);
-            let range = slot.offset..slot.offset + slot.len();
-            for ((g, o), vi) in gv[range.clone()].iter_mut().zip(out).zip(&v[range]) {
-                *g = *o + lambda * *vi;
-            }
+            session.read(i, &mut gv[slot.offset..slot.offset + slot.len()])?;
+        }
+        if damping != 0.0 {
+            let lambda = T::from_f64(damping);
+            gv.iter_mut().zip(v).for_each(|(g, &vi)| *g = *g + lambda * vi);
         }
         Ok(())
+    }
+
+    /// A product sharing this one's compiled program, with its own buffers (not prepared):
+    /// one per worker thread.
+    pub fn fork(&self) -> FisherProduct<T> {
+        FisherProduct {
+            sessions: Sessions::new(Arc::clone(&self.sessions.program)),
+            layout: self.layout.clone(),
+            input_width: self.input_width,
+            vector_names: self.vector_names.clone(),
+            prepared: None,
+            report: self.report.clone(),
+        }
     }
 
     /// Bytes of the memory plan for the prepared batch size.
     pub fn peak_bytes(&mut self) -> Option<usize> {
         let batch = self.prepared?;
-        Some(self.sessions.get(batch).peak_bytes())
+        self.sessions.get(batch).ok().map(|s| s.peak_bytes())
     }
 
     /// The optimized graph that was compiled.
     pub fn graph(&self) -> &Graph {
-        self.sessions.program.graph()
+        &self.sessions.program.plan().graph
     }
 
     /// Time per kind of work (`kernel`, `matmul`, `reduce`, …) spent in `apply` calls since
     /// the last `prepare`, when profiling is on (see [`FisherProduct::set_profiling`]).
-    pub fn profile(&mut self) -> Option<std::collections::BTreeMap<&'static str, (usize, Duration)>> {
+    pub fn profile(&mut self) -> Option<natgrad_lower::Profile> {
         let batch = self.prepared?;
-        self.sessions.get(batch).profile().cloned()
+        self.sessions.get(batch).ok()?.profile().cloned()
     }
 
     /// Turns per-kind timing of the prepared session on or off.
     pub fn set_profiling(&mut self, on: bool) {
-        if let Some(batch) = self.prepared {
-            self.sessions.get(batch).set_profiling(on);
+        if let Some(batch) = self.prepared
+            && let Ok(session) = self.sessions.get(batch)
+        {
+            session.set_profiling(on);
         }
     }
 }
 
 /// The compiled loss and gradient of a model on a batch.
-pub struct Gradient<T: Element> {
+pub struct Gradient<T: Scalar> {
     sessions: Sessions<T>,
     model: Model,
     input_width: usize,
@@ -281,12 +347,12 @@ pub struct Gradient<T: Element> {
 }
 
 /// Compiles the model's loss and gradient.
-pub fn compile_gradient<T: Element>(model: &Model, options: &CompileOptions) -> Result<Gradient<T>, Error> {
+pub fn compile_gradient<T: Scalar>(model: &Model, options: &CompileOptions) -> Result<Gradient<T>, Error> {
     compile_gradient_like(model, options, |m| Ok(gradient(m)?.graph))
 }
 
 /// Compiles a graph with the gradient's inputs and `[loss, per-param…]` outputs.
-fn compile_gradient_like<T: Element>(
+fn compile_gradient_like<T: Scalar>(
     model: &Model,
     options: &CompileOptions,
     build: impl FnOnce(&Model) -> Result<Graph, Error>,
@@ -294,10 +360,10 @@ fn compile_gradient_like<T: Element>(
     let start = Instant::now();
     let graph = build(model)?;
     let autodiff = start.elapsed();
-    let program = compile_model_graph(&graph, model, options)?;
+    let program = compile_graph(&graph, &Partition::single(), options)?;
     Ok(Gradient {
-        report: CompileReport::new(autodiff, &program),
-        sessions: Sessions { program, by_batch: HashMap::new() },
+        report: CompileReport::new(autodiff, program.as_ref()),
+        sessions: Sessions::new(program),
         model: model.clone(),
         input_width: input_width(model),
     })
@@ -305,27 +371,14 @@ fn compile_gradient_like<T: Element>(
 
 /// Compiles `(1/N) Σᵢ gᵢ ⊙ gᵢ` (the diagonal of the empirical Fisher, Martens' HF
 /// preconditioner): the same interface as the gradient, with the squares in place of it.
-pub fn compile_squared_gradients<T: Element>(
+pub fn compile_squared_gradients<T: Scalar>(
     model: &Model,
     options: &CompileOptions,
 ) -> Result<Gradient<T>, Error> {
     compile_gradient_like(model, options, |m| Ok(natgrad_autodiff::squared_gradients(m)?.graph))
 }
 
-fn compile_model_graph<T: Element>(
-    graph: &Graph,
-    model: &Model,
-    options: &CompileOptions,
-) -> Result<Rc<Program<T>>, Error> {
-    let mut names: Vec<&str> = model.layout.slots().iter().map(|s| s.name.as_str()).collect();
-    names.push(model.input_name());
-    if !model.is_autoencoder() {
-        names.push(model.targets_name());
-    }
-    Ok(Program::compile_cached(graph, &[&names], options)?)
-}
-
-fn bind_batch<T: Element>(
+fn bind_batch<T: Scalar>(
     sessions: &mut Sessions<T>,
     model: &Model,
     width: usize,
@@ -335,7 +388,7 @@ fn bind_batch<T: Element>(
 ) -> Result<usize, Error> {
     check_len("params", model.layout.len(), params.len())?;
     let batch = batch_of("inputs", inputs.len(), width)?;
-    let session = sessions.get(batch);
+    let session = sessions.get(batch)?;
     set_params(session, &model.layout, "", params)?;
     session.set(model.input_name(), inputs)?;
     if !model.is_autoencoder() {
@@ -350,7 +403,7 @@ fn bind_batch<T: Element>(
     Ok(batch)
 }
 
-impl<T: Element> Gradient<T> {
+impl<T: Scalar> Gradient<T> {
     /// Writes ∂L/∂θ into `grad` and returns the loss (targets are ignored for autoencoders).
     pub fn loss_and_gradient(
         &mut self,
@@ -361,42 +414,38 @@ impl<T: Element> Gradient<T> {
     ) -> Result<f64, Error> {
         check_len("grad", self.model.layout.len(), grad.len())?;
         let batch = bind_batch(&mut self.sessions, &self.model, self.input_width, params, inputs, targets)?;
-        let session = self.sessions.get(batch);
+        let session = self.sessions.get(batch)?;
         for (i, slot) in self.model.layout.slots().iter().enumerate() {
-            grad[slot.offset..slot.offset + slot.len()].copy_from_slice(session.output(i + 1));
+            session.read(i + 1, &mut grad[slot.offset..slot.offset + slot.len()])?;
         }
-        Ok(session.output(0)[0].as_f64())
+        Sessions::scalar(session)
     }
 }
 
 /// The compiled loss of a model.
-pub struct Loss<T: Element> {
+pub struct Loss<T: Scalar> {
     sessions: Sessions<T>,
     model: Model,
     input_width: usize,
 }
 
 /// Compiles the model's loss.
-pub fn compile_loss<T: Element>(model: &Model, options: &CompileOptions) -> Result<Loss<T>, Error> {
-    let program = compile_model_graph(&model.graph, model, options)?;
-    Ok(Loss {
-        sessions: Sessions { program, by_batch: HashMap::new() },
-        model: model.clone(),
-        input_width: input_width(model),
-    })
+pub fn compile_loss<T: Scalar>(model: &Model, options: &CompileOptions) -> Result<Loss<T>, Error> {
+    let program = compile_graph(&model.graph, &Partition::single(), options)?;
+    Ok(Loss { sessions: Sessions::new(program), model: model.clone(), input_width: input_width(model) })
 }
 
-impl<T: Element> Loss<T> {
+impl<T: Scalar> Loss<T> {
     /// The loss on a batch.
     pub fn loss(&mut self, params: &[T], inputs: &[T], targets: Option<&[T]>) -> Result<f64, Error> {
         let batch = bind_batch(&mut self.sessions, &self.model, self.input_width, params, inputs, targets)?;
-        Ok(self.sessions.get(batch).output(0)[0].as_f64())
+        Sessions::scalar(self.sessions.get(batch)?)
     }
 }
 
 /// The autoencoder reconstruction error `Σᵤ (yᵤ − xᵤ)²`, averaged over examples (no ½, not
 /// divided by the units: the error the Curves papers report).
-pub struct ReconstructionError<T: Element> {
+pub struct ReconstructionError<T: Scalar> {
     sessions: Sessions<T>,
     layout: ParamLayout,
     input: String,
@@ -404,7 +453,7 @@ pub struct ReconstructionError<T: Element> {
 }
 
 /// Compiles the reconstruction error of an autoencoder.
-pub fn compile_reconstruction_error<T: Element>(
+pub fn compile_reconstruction_error<T: Scalar>(
     model: &Model,
     options: &CompileOptions,
 ) -> Result<ReconstructionError<T>, Error> {
@@ -428,29 +477,27 @@ pub fn compile_reconstruction_error<T: Element>(
         none(),
     )?;
     graph.set_outputs(vec![mean]);
-    let mut names: Vec<&str> = model.layout.slots().iter().map(|s| s.name.as_str()).collect();
-    names.push(model.input_name());
-    let program = Program::compile_cached(&graph, &[&names], options)?;
+    let program = compile_graph(&graph, &Partition::single(), options)?;
     Ok(ReconstructionError {
-        sessions: Sessions { program, by_batch: HashMap::new() },
+        sessions: Sessions::new(program),
         layout: model.layout.clone(),
         input: model.input_name().to_string(),
         width: input_width(model),
     })
 }
 
-impl<T: Element> ReconstructionError<T> {
+impl<T: Scalar> ReconstructionError<T> {
     /// The error over all of `inputs`, evaluated in chunks of at most `chunk` examples.
     pub fn error(&mut self, params: &[T], inputs: &[T], chunk: usize) -> Result<f64, Error> {
         let total = batch_of("inputs", inputs.len(), self.width)?;
         let mut sum = 0.0;
         for rows in inputs.chunks(chunk.max(1) * self.width) {
             let batch = rows.len() / self.width;
-            let session = self.sessions.get(batch);
+            let session = self.sessions.get(batch)?;
             set_params(session, &self.layout, "", params)?;
             session.set(&self.input, rows)?;
             session.run(0)?;
-            sum += session.output(0)[0].as_f64() * batch as f64;
+            sum += Sessions::scalar(session)? * batch as f64;
         }
         Ok(sum / total as f64)
     }

@@ -13,16 +13,17 @@ pub mod spec;
 pub mod training;
 
 pub use compile::{
-    CompileOptions, FisherProduct, Gradient, Loss, MetricKind, compile_fisher_product, compile_gradient,
-    compile_loss, compile_metric_product, compile_squared_gradients,
+    CompileOptions, Device, FisherProduct, Gradient, Loss, MetricKind, compile_cache, compile_fisher_product,
+    compile_gradient, compile_graph, compile_loss, compile_metric_product, compile_squared_gradients,
 };
 
 pub use natgrad_autodiff as autodiff;
-pub use natgrad_cpu::Element;
 pub use natgrad_data as data;
 pub use natgrad_data::npy;
 pub use natgrad_ir as ir;
+pub use natgrad_ir::Scalar;
 pub use natgrad_ir::nn;
+pub use natgrad_lower as lower;
 pub use natgrad_optim as optim;
 pub use natgrad_rewrite as rewrite;
 

@@ -284,7 +284,7 @@ fn fvp<T>(
     dtype: DType,
 ) -> Result<(), Failure>
 where
-    T: natgrad::Element + npyz::AutoSerialize + npyz::Serialize,
+    T: natgrad::Scalar + npyz::AutoSerialize + npyz::Serialize,
 {
     let model = natgrad::spec::load(model, dtype)?;
     let mut product = natgrad::compile_fisher_product::<T>(&model, &natgrad::CompileOptions::default())?;
@@ -305,7 +305,7 @@ fn grad<T>(
     dtype: DType,
 ) -> Result<f64, Failure>
 where
-    T: natgrad::Element + npyz::AutoSerialize + npyz::Serialize,
+    T: natgrad::Scalar + npyz::AutoSerialize + npyz::Serialize,
 {
     let model = natgrad::spec::load(model, dtype)?;
     let mut gradient = natgrad::compile_gradient::<T>(&model, &natgrad::CompileOptions::default())?;
@@ -439,8 +439,18 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 }
             };
             let report = match dtype {
-                DTypeArg::F32 => natgrad::bench::run::<f32>(build(DType::F32), &batch, runs)?,
-                DTypeArg::F64 => natgrad::bench::run::<f64>(build(DType::F64), &batch, runs)?,
+                DTypeArg::F32 => natgrad::bench::run::<f32>(
+                    build(DType::F32),
+                    &batch,
+                    runs,
+                    &natgrad::CompileOptions::default(),
+                )?,
+                DTypeArg::F64 => natgrad::bench::run::<f64>(
+                    build(DType::F64),
+                    &batch,
+                    runs,
+                    &natgrad::CompileOptions::default(),
+                )?,
             };
             print!("{}", report.table());
             if let Some(path) = json {

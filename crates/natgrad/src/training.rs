@@ -1,8 +1,8 @@
 //! Compiled models as optimisation problems: batches drawn from data sets, the metric on a
 //! batch of its own (section 7), and Martens' sparse initialisation.
 
-use natgrad_cpu::Element;
 use natgrad_data::{BatchStream, Dataset};
+use natgrad_ir::Scalar;
 use natgrad_ir::{Model, ParamLayout};
 use natgrad_optim::{HostOf, OpError, Problem};
 use rand::rngs::StdRng;
@@ -40,7 +40,7 @@ pub struct Batching {
 }
 
 /// A compiled model on a data set, as seen by the optimizers.
-pub struct ModelProblem<T: Element> {
+pub struct ModelProblem<T: Scalar> {
     model: Model,
     gradient: Gradient<T>,
     loss: Loss<T>,
@@ -62,11 +62,11 @@ pub struct ModelProblem<T: Element> {
     pub compile_seconds: f64,
 }
 
-fn to_elements<T: Element>(data: &[f32]) -> Vec<T> {
+fn to_elements<T: Scalar>(data: &[f32]) -> Vec<T> {
     data.iter().map(|&v| T::from_f64(v as f64)).collect()
 }
 
-impl<T: Element> ModelProblem<T> {
+impl<T: Scalar> ModelProblem<T> {
     /// Compiles the model's loss, gradient and Fisher product for training on `inputs`
     /// (with `targets`, unless the model is an autoencoder).
     pub fn new(
@@ -161,7 +161,7 @@ fn boxed(e: Error) -> OpError {
     Box::new(e)
 }
 
-impl<T: Element> Problem for ModelProblem<T> {
+impl<T: Scalar> Problem for ModelProblem<T> {
     type Ops = HostOf<T>;
 
     fn ops(&self) -> &HostOf<T> {
@@ -222,7 +222,7 @@ impl<T: Element> Problem for ModelProblem<T> {
 /// Martens' sparse initialisation: for each receiving unit, 15 incoming weights with
 /// source indices drawn with replacement, values N(0, 1); every other weight and all
 /// biases 0. Weights are the rank-2 slots of the layout.
-pub fn sparse_init<T: Element>(layout: &ParamLayout, seed: u64) -> Vec<T> {
+pub fn sparse_init<T: Scalar>(layout: &ParamLayout, seed: u64) -> Vec<T> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut theta = vec![T::zero(); layout.len()];
     for slot in layout.slots().iter().filter(|s| s.shape.len() == 2) {

@@ -2,33 +2,205 @@
 //! kernels and host steps — split into phases by the inputs they depend on, and ordered.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
 
-use natgrad_ir::{Dim, Graph, NodeId, Op, Reduce, Shape};
+use natgrad_ir::{DType, Dim, Graph, NodeId, Op, Reduce, Shape, TensorType};
 use natgrad_rewrite::FusionGroup;
 use natgrad_rewrite::fusion::{Role, role};
 
 use crate::Error;
 use crate::kernel::{Access, KExpr, KernelSpec};
 
-/// One unit of work.
+/// When a unit runs: once when a batch size's buffers are made, or in a numbered phase.
+/// `Setup` orders before every `Run`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    /// Constants and the batch size, written once per memory plan.
+    Setup,
+    /// Phase `k`: the work depending on the inputs of phase `k` (and earlier ones).
+    Run(usize),
+}
+
+/// Which inputs and params each phase needs first. Work depending only on earlier phases'
+/// inputs is not redone when a later phase runs again (the Fisher product's forward pass
+/// runs in phase 0, its tangent and backward passes in phase 1).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Partition {
+    phases: Vec<Vec<String>>,
+}
+
+impl Partition {
+    /// One phase holding every input and param.
+    pub fn single() -> Partition {
+        Partition::default()
+    }
+
+    /// `phases[k]` names the inputs and params first needed in phase `k`.
+    pub fn new(phases: Vec<Vec<String>>) -> Partition {
+        Partition { phases }
+    }
+
+    /// The phase of input `name`: as named, or 0 for a single-phase partition.
+    fn phase_of(&self, name: &str) -> Option<usize> {
+        if self.phases.is_empty() {
+            return Some(0);
+        }
+        self.phases.iter().position(|names| names.iter().any(|n| n == name))
+    }
+}
+
+/// Where lowering time went.
+#[derive(Clone, Debug, Default)]
+pub struct PlanTimes {
+    /// Simplifier.
+    pub simplify: Duration,
+    /// Lowering to units.
+    pub lower: Duration,
+}
+
+/// A graph ready for any backend: the optimized graph, its units in execution order and
+/// which node's value lives in which node's buffer.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The optimized graph whose values the units compute.
+    pub graph: Graph,
+    /// Element type of every value.
+    pub dtype: DType,
+    /// Every input and param of the source graph (the optimized one may have dropped some).
+    pub leaves: BTreeMap<String, TensorType>,
+    /// Units, phase by phase, each phase in dependency order.
+    pub units: Vec<Unit>,
+    /// For every node with a buffer, the node that owns the buffer (reshapes alias their
+    /// operand's buffer).
+    pub storage: HashMap<NodeId, NodeId>,
+    /// Phase of every input and param of the optimized graph, by name.
+    pub input_phase: BTreeMap<String, usize>,
+    /// Time spent building the plan.
+    pub times: PlanTimes,
+}
+
+impl Plan {
+    /// Simplifies `graph` (when `simplify`) and lowers it; every node must have `dtype`.
+    pub fn build(graph: &Graph, partition: &Partition, dtype: DType, simplify: bool) -> Result<Plan, Error> {
+        if let Some(bad) = graph.node_ids().find(|&id| graph.dtype(id) != dtype) {
+            return Err(Error::DType {
+                node: graph.site(bad).to_string(),
+                expected: dtype,
+                got: graph.dtype(bad),
+            });
+        }
+        let mut times = PlanTimes::default();
+        let start = Instant::now();
+        let simplified = if simplify {
+            natgrad_rewrite::simplify(graph, &natgrad_rewrite::Options::default())?
+        } else {
+            let fusion = natgrad_rewrite::fusion_groups(graph);
+            natgrad_rewrite::Simplified { graph: graph.clone(), fusion, stats: Default::default() }
+        };
+        times.simplify = start.elapsed();
+        let start = Instant::now();
+        let lowered = lower(&simplified.graph, &simplified.fusion, partition)?;
+        times.lower = start.elapsed();
+        let leaves = graph
+            .node_ids()
+            .filter_map(|id| match graph.op(id) {
+                Op::Input { name, .. } | Op::Param { name, .. } => Some((name.clone(), graph.ty(id).clone())),
+                _ => None,
+            })
+            .collect();
+        Ok(Plan {
+            graph: simplified.graph,
+            dtype,
+            leaves,
+            units: lowered.units,
+            storage: lowered.storage,
+            input_phase: lowered.input_phase,
+            times,
+        })
+    }
+
+    /// Number of phases.
+    pub fn phases(&self) -> usize {
+        self.input_phase.values().max().map_or(1, |p| p + 1)
+    }
+
+    /// Number of fused kernels.
+    pub fn kernel_count(&self) -> usize {
+        self.units.iter().filter(|u| matches!(u.work, Work::Kernel { .. })).count()
+    }
+
+    /// The node of output `index`, or an error naming how many outputs there are.
+    pub fn output(&self, index: usize) -> Result<NodeId, Error> {
+        let outputs = self.graph.outputs();
+        outputs.get(index).copied().ok_or(Error::OutOfRange { what: "output", index, count: outputs.len() })
+    }
+
+    /// Elements of node `n`'s value at batch size `batch`.
+    pub fn elements(&self, n: NodeId, batch: usize) -> usize {
+        self.graph.shape(n).num_elements(batch)
+    }
+}
+
+/// One unit of work. Every backend matches on this exhaustively, so a new kind of work
+/// breaks each backend at compile time until it handles it.
 #[derive(Clone, Debug)]
 pub enum Work {
-    /// A fused kernel over the `rows × cols` space of `shape`; `args` are input values then
-    /// output values.
-    Kernel { spec: KernelSpec, shape: Shape, args: Vec<NodeId> },
-    /// `out = op(a)·op(b)`.
-    MatMul { a: NodeId, b: NodeId, ta: bool, tb: bool },
-    /// Softmax or log-softmax along an axis.
-    Softmax { x: NodeId, axis: usize, log: bool },
-    /// Axis permutation.
-    Transpose { x: NodeId, perm: Vec<usize> },
-    /// A broadcast written out in full.
-    Broadcast { x: NodeId },
-    /// A reduction.
-    Reduce { x: NodeId, kind: Reduce, axes: Vec<usize> },
-    /// A constant, written when a batch size's plan is made.
-    Constant { values: Vec<f64> },
-    /// The batch size as a scalar, written when a plan is made.
+    /// A fused kernel over the `rows × cols` space of `shape`.
+    Kernel {
+        /// What it computes.
+        spec: KernelSpec,
+        /// The iteration space (`cols` is the last dimension).
+        shape: Shape,
+        /// Stored values read (in `spec.inputs` order), then values written.
+        args: Vec<NodeId>,
+    },
+    /// `out = op(a)·op(b)` on row-major 2-D values; a transpose is a stride swap.
+    MatMul {
+        /// Left operand.
+        a: NodeId,
+        /// Right operand.
+        b: NodeId,
+        /// Use `aᵀ`.
+        ta: bool,
+        /// Use `bᵀ`.
+        tb: bool,
+    },
+    /// Softmax or log-softmax along an axis (maximum subtracted first).
+    Softmax {
+        /// Operand.
+        x: NodeId,
+        /// The axis normalised over.
+        axis: usize,
+        /// Log-softmax instead.
+        log: bool,
+    },
+    /// Axis permutation: output axis `i` is input axis `perm[i]`.
+    Transpose {
+        /// Operand.
+        x: NodeId,
+        /// The permutation.
+        perm: Vec<usize>,
+    },
+    /// A numpy broadcast of `x` written out in full.
+    Broadcast {
+        /// Operand.
+        x: NodeId,
+    },
+    /// A sum, mean or max over `axes`.
+    Reduce {
+        /// Operand.
+        x: NodeId,
+        /// Which reduction.
+        kind: Reduce,
+        /// Axes reduced (the kept ones stay in order).
+        axes: Vec<usize>,
+    },
+    /// A constant (values repeated cyclically to the output's length), written in set-up.
+    Constant {
+        /// The values.
+        values: Vec<f64>,
+    },
+    /// The batch size as a scalar, written in set-up.
     BatchSize,
 }
 
@@ -57,37 +229,31 @@ pub struct Unit {
     pub outputs: Vec<NodeId>,
     /// Nodes whose values it reads.
     pub reads: Vec<NodeId>,
-    /// The phase it runs in (`usize::MAX` for set-up work done once per plan).
-    pub phase: usize,
+    /// When it runs.
+    pub phase: Phase,
 }
 
-/// The lowered program: units in execution order, and which node's value lives where.
-#[derive(Clone, Debug)]
-pub struct Lowered {
-    /// Units, phase by phase, each phase in dependency order.
-    pub units: Vec<Unit>,
-    /// For every node with a buffer, the node that owns the buffer (reshapes alias their
-    /// operand's buffer).
-    pub storage: HashMap<NodeId, NodeId>,
-    /// Phase of every input and param, by name.
-    pub input_phase: BTreeMap<String, usize>,
+/// The units of a graph, before they are attached to a [`Plan`].
+struct Lowered {
+    units: Vec<Unit>,
+    storage: HashMap<NodeId, NodeId>,
+    input_phase: BTreeMap<String, usize>,
 }
 
-/// Lowers `graph` whose inputs are split into phases by name.
-pub fn lower(graph: &Graph, groups: &[FusionGroup], phases: &[&[&str]]) -> Result<Lowered, Error> {
+/// Lowers `graph` whose inputs are split into phases by `partition`.
+fn lower(graph: &Graph, groups: &[FusionGroup], partition: &Partition) -> Result<Lowered, Error> {
     let mut input_phase = BTreeMap::new();
-    for (p, names) in phases.iter().enumerate() {
-        for name in names.iter() {
-            input_phase.insert(name.to_string(), p);
-        }
-    }
     // Phase of each node: inputs as given, everything else the max of its operands.
     let mut phase = vec![0usize; graph.len()];
     for id in graph.node_ids() {
         phase[id.index()] = match graph.op(id) {
-            Op::Input { name, .. } | Op::Param { name, .. } => *input_phase
-                .get(name)
-                .ok_or_else(|| Error::Lowering(format!("input '{name}' is not assigned to a phase")))?,
+            Op::Input { name, .. } | Op::Param { name, .. } => {
+                let p = partition
+                    .phase_of(name)
+                    .ok_or_else(|| Error::Lowering(format!("input '{name}' is not assigned to a phase")))?;
+                input_phase.insert(name.clone(), p);
+                p
+            }
             _ => graph.inputs(id).iter().map(|i| phase[i.index()]).max().unwrap_or(0),
         };
     }
@@ -113,14 +279,14 @@ pub fn lower(graph: &Graph, groups: &[FusionGroup], phases: &[&[&str]]) -> Resul
         let mut nodes = nodes.clone();
         nodes.sort();
         let shape = groups[key.0].shape.clone();
-        let unit = builder.kernel(&nodes, &member_of, key, shape, key.1);
+        let unit = builder.kernel(&nodes, &member_of, key, shape, Phase::Run(key.1));
         units.push((nodes[0].index(), unit));
     }
     for id in graph.node_ids() {
         if member_of.contains_key(&id) {
             continue;
         }
-        let p = phase[id.index()];
+        let p = Phase::Run(phase[id.index()]);
         let op = graph.op(id);
         let inputs = graph.inputs(id);
         let host = |work: Work, reads: Vec<NodeId>| Unit { work, outputs: vec![id], reads, phase: p };
@@ -130,10 +296,10 @@ pub fn lower(graph: &Graph, groups: &[FusionGroup], phases: &[&[&str]]) -> Resul
                 None
             }
             Op::Constant { values, .. } => Some(Unit {
-                phase: usize::MAX,
+                phase: Phase::Setup,
                 ..host(Work::Constant { values: values.iter().map(|v| v.get()).collect() }, vec![])
             }),
-            Op::BatchSize { .. } => Some(Unit { phase: usize::MAX, ..host(Work::BatchSize, vec![]) }),
+            Op::BatchSize { .. } => Some(Unit { phase: Phase::Setup, ..host(Work::BatchSize, vec![]) }),
             Op::MatMul { transpose_a, transpose_b } => Some(host(
                 Work::MatMul { a: inputs[0], b: inputs[1], ta: *transpose_a, tb: *transpose_b },
                 inputs.to_vec(),
@@ -191,7 +357,7 @@ pub fn lower(graph: &Graph, groups: &[FusionGroup], phases: &[&[&str]]) -> Resul
                 work: Work::Broadcast { x },
                 outputs: vec![id],
                 reads: vec![x],
-                phase: phase[id.index()],
+                phase: Phase::Run(phase[id.index()]),
             };
             units.push((id.index(), unit));
         }
@@ -232,7 +398,7 @@ impl Builder<'_> {
         member_of: &HashMap<NodeId, (usize, usize)>,
         key: (usize, usize),
         shape: Shape,
-        phase: usize,
+        phase: Phase,
     ) -> Unit {
         let g = self.graph;
         let dtype = g.dtype(nodes[0]);
@@ -358,12 +524,10 @@ fn schedule(units: Vec<(usize, Unit)>, storage: &HashMap<NodeId, NodeId>) -> Res
         .collect();
     let mut done = vec![false; units.len()];
     let mut order = Vec::new();
-    let mut phases: Vec<usize> = units.iter().map(|(_, u)| u.phase).collect();
+    let mut phases: Vec<Phase> = units.iter().map(|(_, u)| u.phase).collect();
+    // Set-up units (constants) first, then phases in order.
     phases.sort_unstable();
     phases.dedup();
-    // Set-up units (constants) first, then phases in order.
-    let has_setup = phases.last() == Some(&usize::MAX);
-    phases.rotate_right(usize::from(has_setup));
     for p in phases {
         loop {
             let next = (0..units.len())

@@ -1,0 +1,126 @@
+//! The contract between the shared driver and a backend.
+//!
+//! A backend turns a [`Plan`] into an [`Executable`] (its generated code) and makes a
+//! [`Session`] per batch size (buffers sized by the [`MemoryPlan`](crate::MemoryPlan),
+//! inputs checked by [`BoundInputs`](crate::BoundInputs)). Everything above the backends
+//! holds `dyn Executable` / `dyn Session` and chooses a backend by [`Device`] only.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use natgrad_ir::Scalar;
+
+use crate::Error;
+use crate::plan::Plan;
+
+/// Where compiled code runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Device {
+    /// The host CPU (Cranelift kernels, host GEMM).
+    #[default]
+    Cpu,
+    /// An NVIDIA GPU by ordinal (needs a build with the `cuda` feature).
+    Cuda(usize),
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Device::Cpu => f.write_str("cpu"),
+            Device::Cuda(ordinal) => write!(f, "cuda:{ordinal}"),
+        }
+    }
+}
+
+impl FromStr for Device {
+    type Err = String;
+
+    /// `cpu`, `cuda` (ordinal 0) or `cuda:N`.
+    fn from_str(s: &str) -> Result<Device, String> {
+        match s {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Ok(Device::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Device::Cuda)
+                .ok_or_else(|| format!("unknown device '{s}': expected cpu, cuda or cuda:N")),
+        }
+    }
+}
+
+/// Options for compiling a graph.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CompileOptions {
+    /// Where the code runs (default: the CPU).
+    pub device: Device,
+    /// Run the simplifier before lowering (default true).
+    pub simplify: bool,
+    /// Worker threads of the CPU backend, for fused kernels and GEMM (default: every
+    /// logical core).
+    pub threads: usize,
+    /// f32 `exp` by a range-reduced polynomial instead of libm calls. Default false:
+    /// measured with `natgrad bench exp`, both routes run at the same speed on the CPU (the
+    /// fused kernels are memory-bound), and libm matches the interpreter exactly.
+    pub fast_exp: bool,
+}
+
+impl Default for CompileOptions {
+    fn default() -> CompileOptions {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        CompileOptions { device: Device::Cpu, simplify: true, threads, fast_exp: false }
+    }
+}
+
+/// Calls and total time per kind of work (`kernel`, `matmul`, …).
+pub type Profile = BTreeMap<&'static str, (usize, Duration)>;
+
+/// A code generator and runtime for one kind of device.
+pub trait Backend<T: Scalar>: Send + Sync {
+    /// A short name for errors and reports (`cpu`, `cuda`).
+    fn name(&self) -> &'static str;
+
+    /// Generates code for every unit of `plan`.
+    fn compile(&self, plan: Arc<Plan>, options: &CompileOptions) -> Result<Arc<dyn Executable<T>>, Error>;
+}
+
+/// A compiled plan. Shared between threads: every session owns its buffers, the generated
+/// code is read-only once compiled.
+pub trait Executable<T: Scalar>: Send + Sync {
+    /// The plan this was compiled from.
+    fn plan(&self) -> &Plan;
+
+    /// Time spent generating code.
+    fn codegen_time(&self) -> Duration;
+
+    /// Buffers for batch size `batch` (set-up units run at once).
+    fn session(self: Arc<Self>, batch: usize) -> Result<Box<dyn Session<T>>, Error>;
+}
+
+/// One batch size's buffers of an [`Executable`]: set inputs, run phases, read outputs.
+pub trait Session<T: Scalar>: Send {
+    /// The batch size this session was planned for.
+    fn batch(&self) -> usize;
+
+    /// Total bytes of the planned buffers.
+    fn peak_bytes(&self) -> usize;
+
+    /// Copies `data` into the input or param `name`, after checking its length.
+    fn set(&mut self, name: &str, data: &[T]) -> Result<(), Error>;
+
+    /// Runs phase `phase`; every input of phases up to it must have been set.
+    fn run(&mut self, phase: usize) -> Result<(), Error>;
+
+    /// Copies output `index` (after the phase computing it has run) into `out`, whose
+    /// length must be the output's.
+    fn read(&self, index: usize, out: &mut [T]) -> Result<(), Error>;
+
+    /// Starts (or stops) accumulating time per kind of work.
+    fn set_profiling(&mut self, on: bool);
+
+    /// Time per kind of work since profiling started.
+    fn profile(&self) -> Option<&Profile>;
+}
