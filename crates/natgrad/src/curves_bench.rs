@@ -201,6 +201,8 @@ pub struct CurvesBench {
     pub save_init: Option<PathBuf>,
     /// Evaluate the training error every K iterations (default: log-spaced iterations).
     pub eval_every: Option<usize>,
+    /// How the model's functions are compiled (device, threads).
+    pub compile: CompileOptions,
 }
 
 impl CurvesBench {
@@ -219,6 +221,7 @@ impl CurvesBench {
             init: None,
             save_init: None,
             eval_every: None,
+            compile: CompileOptions::default(),
         }
     }
 
@@ -344,7 +347,7 @@ pub fn run(options: &CurvesBench) -> Result<Vec<Summary>, Failure> {
         natgrad_data::npy::write(path, &[theta0.len()], &theta0)?;
     }
     let mut bench = Evaluation {
-        error: compile_reconstruction_error::<f32>(&model, &CompileOptions::default())?,
+        error: compile_reconstruction_error::<f32>(&model, &options.compile)?,
         train: data.train.data.clone(),
         test: data.test.data.clone(),
         csv: String::from(
@@ -399,7 +402,8 @@ fn run_method(
     bench: &mut Evaluation,
 ) -> Result<(Summary, Vec<Point>), Failure> {
     let (mut optimizer, batching) = setup(method, settings, options.seed);
-    let mut problem = ModelProblem::<f32>::new(model, data.train.clone(), None, batching)?;
+    let mut problem =
+        ModelProblem::<f32>::with_options(model, data.train.clone(), None, batching, &options.compile)?;
     let mut theta = theta0.to_vec();
     let bar = ProgressBar::new(options.budget.as_millis() as u64);
     bar.set_style(

@@ -68,6 +68,9 @@ enum Command {
         /// Element type of the computation.
         #[arg(long, value_enum, default_value_t = DTypeArg::F32)]
         dtype: DTypeArg,
+        /// Where compiled code runs: `cpu`, or `cuda[:N]` in a build with the cuda feature.
+        #[arg(long, default_value = "cpu")]
+        device: natgrad::Device,
     },
     /// Loss (printed) and gradient of an MLP from .npy files.
     Grad {
@@ -89,6 +92,9 @@ enum Command {
         /// Element type of the computation.
         #[arg(long, value_enum, default_value_t = DTypeArg::F32)]
         dtype: DTypeArg,
+        /// Where compiled code runs: `cpu`, or `cuda[:N]` in a build with the cuda feature.
+        #[arg(long, default_value = "cpu")]
+        device: natgrad::Device,
     },
 }
 
@@ -160,6 +166,9 @@ enum BenchCommand {
         /// Seed for data, initialisation and batches.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Where compiled code runs: `cpu`, or `cuda[:N]` in a build with the cuda feature.
+        #[arg(long, default_value = "cpu")]
+        device: natgrad::Device,
     },
     /// Forward, loss+gradient, Fisher prepare and apply: median times, GFLOP/s, GEMM peak.
     Fvp {
@@ -178,6 +187,9 @@ enum BenchCommand {
         /// Also write the figures as JSON to this file.
         #[arg(long)]
         json: Option<std::path::PathBuf>,
+        /// Where compiled code runs: `cpu`, or `cuda[:N]` in a build with the cuda feature.
+        #[arg(long, default_value = "cpu")]
+        device: natgrad::Device,
     },
 }
 
@@ -282,12 +294,13 @@ fn fvp<T>(
     vector: &Path,
     out: &Path,
     dtype: DType,
+    options: &natgrad::CompileOptions,
 ) -> Result<(), Failure>
 where
     T: natgrad::Scalar + npyz::AutoSerialize + npyz::Serialize,
 {
     let model = natgrad::spec::load(model, dtype)?;
-    let mut product = natgrad::compile_fisher_product::<T>(&model, &natgrad::CompileOptions::default())?;
+    let mut product = natgrad::compile_fisher_product::<T>(&model, options)?;
     product.prepare(&read_as::<T>(params)?, &read_as::<T>(inputs)?)?;
     let v = read_as::<T>(vector)?;
     let mut gv = vec![T::zero(); model.layout.len()];
@@ -303,12 +316,13 @@ fn grad<T>(
     targets: &Path,
     out: &Path,
     dtype: DType,
+    options: &natgrad::CompileOptions,
 ) -> Result<f64, Failure>
 where
     T: natgrad::Scalar + npyz::AutoSerialize + npyz::Serialize,
 {
     let model = natgrad::spec::load(model, dtype)?;
-    let mut gradient = natgrad::compile_gradient::<T>(&model, &natgrad::CompileOptions::default())?;
+    let mut gradient = natgrad::compile_gradient::<T>(&model, options)?;
     let mut g = vec![T::zero(); model.layout.len()];
     let targets = read_as::<T>(targets)?;
     let loss =
@@ -354,6 +368,11 @@ fn use_all_cores_for_gemm() {
     }
 }
 
+/// The default compile options on `device`.
+fn compile_options(device: natgrad::Device) -> natgrad::CompileOptions {
+    natgrad::CompileOptions { device, ..natgrad::CompileOptions::default() }
+}
+
 fn init_tracing() {
     if std::env::var_os("NATGRAD_DEBUG").is_some_and(|v| v != "0") {
         let _ = tracing_subscriber::fmt()
@@ -389,6 +408,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             out,
             data,
             seed,
+            device,
         }) => {
             let methods = methods
                 .iter()
@@ -412,22 +432,28 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 init,
                 save_init,
                 overrides: overrides.into_overrides()?,
+                compile: compile_options(device),
                 ..CurvesBench::reduced()
             };
             natgrad::curves_bench::run(&options)?;
         }
-        Command::Fvp { model, params, inputs, vector, out, dtype } => match dtype {
-            DTypeArg::F32 => fvp::<f32>(&model, &params, &inputs, &vector, &out, DType::F32)?,
-            DTypeArg::F64 => fvp::<f64>(&model, &params, &inputs, &vector, &out, DType::F64)?,
-        },
-        Command::Grad { model, params, inputs, targets, out, dtype } => {
+        Command::Fvp { model, params, inputs, vector, out, dtype, device } => {
+            let options = compile_options(device);
+            match dtype {
+                DTypeArg::F32 => fvp::<f32>(&model, &params, &inputs, &vector, &out, DType::F32, &options)?,
+                DTypeArg::F64 => fvp::<f64>(&model, &params, &inputs, &vector, &out, DType::F64, &options)?,
+            }
+        }
+        Command::Grad { model, params, inputs, targets, out, dtype, device } => {
+            let options = compile_options(device);
             let loss = match dtype {
-                DTypeArg::F32 => grad::<f32>(&model, &params, &inputs, &targets, &out, DType::F32)?,
-                DTypeArg::F64 => grad::<f64>(&model, &params, &inputs, &targets, &out, DType::F64)?,
+                DTypeArg::F32 => grad::<f32>(&model, &params, &inputs, &targets, &out, DType::F32, &options)?,
+                DTypeArg::F64 => grad::<f64>(&model, &params, &inputs, &targets, &out, DType::F64, &options)?,
             };
             println!("loss {loss}");
         }
-        Command::Bench(BenchCommand::Fvp { model, batch, runs, dtype, json }) => {
+        Command::Bench(BenchCommand::Fvp { model, batch, runs, dtype, json, device }) => {
+            let options = compile_options(device);
             let runs = runs.max(1);
             let build = |d: DType| {
                 move || {
@@ -439,18 +465,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 }
             };
             let report = match dtype {
-                DTypeArg::F32 => natgrad::bench::run::<f32>(
-                    build(DType::F32),
-                    &batch,
-                    runs,
-                    &natgrad::CompileOptions::default(),
-                )?,
-                DTypeArg::F64 => natgrad::bench::run::<f64>(
-                    build(DType::F64),
-                    &batch,
-                    runs,
-                    &natgrad::CompileOptions::default(),
-                )?,
+                DTypeArg::F32 => natgrad::bench::run::<f32>(build(DType::F32), &batch, runs, &options)?,
+                DTypeArg::F64 => natgrad::bench::run::<f64>(build(DType::F64), &batch, runs, &options)?,
             };
             print!("{}", report.table());
             if let Some(path) = json {

@@ -48,6 +48,7 @@ pub struct ModelProblem<T: Scalar> {
     inputs: Dataset,
     targets: Option<Dataset>,
     batching: Batching,
+    options: CompileOptions,
     gradient_stream: Option<BatchStream>,
     metric_stream: Option<BatchStream>,
     gradient_inputs: Vec<T>,
@@ -75,8 +76,19 @@ impl<T: Scalar> ModelProblem<T> {
         targets: Option<Dataset>,
         batching: Batching,
     ) -> Result<ModelProblem<T>, Error> {
+        ModelProblem::with_options(model, inputs, targets, batching, &CompileOptions::default())
+    }
+
+    /// [`ModelProblem::new`] compiled with `options` (device, threads, …).
+    pub fn with_options(
+        model: &Model,
+        inputs: Dataset,
+        targets: Option<Dataset>,
+        batching: Batching,
+        options: &CompileOptions,
+    ) -> Result<ModelProblem<T>, Error> {
         let start = std::time::Instant::now();
-        let options = CompileOptions::default();
+        let options = options.clone();
         let gradient = compile_gradient::<T>(model, &options)?;
         let loss = compile_loss::<T>(model, &options)?;
         let fisher = compile_metric_product::<T>(model, batching.metric_kind, &options)?;
@@ -105,6 +117,7 @@ impl<T: Scalar> ModelProblem<T> {
             inputs,
             targets,
             batching,
+            options,
             gradient_stream,
             metric_stream,
             ops: HostOf::new(),
@@ -191,7 +204,7 @@ impl<T: Scalar> Problem for ModelProblem<T> {
 
     fn squared_gradients(&mut self, theta: &Vec<T>, out: &mut Vec<T>) -> Result<bool, OpError> {
         if self.squares.is_none() {
-            match compile_squared_gradients::<T>(&self.model, &CompileOptions::default()) {
+            match compile_squared_gradients::<T>(&self.model, &self.options) {
                 Ok(compiled) => self.squares = Some(compiled),
                 // Not a dense network: the squares are not available, so no preconditioner.
                 Err(Error::Autodiff(natgrad_autodiff::Error::Arguments { .. })) => return Ok(false),

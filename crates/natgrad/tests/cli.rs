@@ -201,7 +201,9 @@ fn generated_curves_export_to_npy_and_read_back_with_data() {
 
 #[test]
 fn bench_curves_rejects_bad_settings_with_a_message() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 6] = [
+        (&["--device", "cuda:1"], "device cuda:1: this build has no CUDA backend"),
+        (&["--device", "tpu"], "unknown device 'tpu': expected cpu, cuda or cuda:N"),
         (&["--damping=-1"], "--damping must be a positive number, got -1"),
         (&["--eval-every", "0"], "--eval-every must be at least 1"),
         (&["--budget", "0"], "--budget must be a positive number of seconds, got 0"),
