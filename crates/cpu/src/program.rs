@@ -266,17 +266,8 @@ impl<T: Scalar> natgrad_lower::Session<T> for Session<T> {
     }
 
     fn read(&self, index: usize, out: &mut [T]) -> Result<(), Error> {
-        let value = self.output(index)?;
-        if value.len() != out.len() {
-            return Err(Error::Length {
-                name: format!("output {index}"),
-                ty: self.plan().graph.ty(self.plan().output(index)?).to_string(),
-                batch: self.batch,
-                expected: value.len(),
-                got: out.len(),
-            });
-        }
-        out.copy_from_slice(value);
+        let node = self.inputs.output(self.plan(), index, out.len())?;
+        out.copy_from_slice(self.value(node));
         Ok(())
     }
 

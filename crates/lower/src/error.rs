@@ -57,6 +57,20 @@ pub enum Error {
         /// Values given.
         got: usize,
     },
+    /// An output read into a buffer of the wrong length.
+    #[error("output {index} holds {ty} = {expected} values at batch size {batch}, the buffer given has {got}")]
+    OutputLength {
+        /// Output index.
+        index: usize,
+        /// Its type.
+        ty: String,
+        /// The session's batch size.
+        batch: usize,
+        /// Values it holds.
+        expected: usize,
+        /// Length of the buffer given.
+        got: usize,
+    },
     /// An input needed by the phase being run was never set.
     #[error("input '{name}' was not set before running")]
     Unbound {

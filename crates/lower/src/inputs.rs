@@ -68,4 +68,21 @@ impl BoundInputs {
             None => Ok(()),
         }
     }
+
+    /// The node of output `index`, after checking that `len` values are what it holds at
+    /// this session's batch size.
+    pub fn output(&self, plan: &Plan, index: usize, len: usize) -> Result<NodeId, Error> {
+        let node = plan.output(index)?;
+        let expected = plan.elements(node, self.batch);
+        if len != expected {
+            return Err(Error::OutputLength {
+                index,
+                ty: plan.graph.ty(node).to_string(),
+                batch: self.batch,
+                expected,
+                got: len,
+            });
+        }
+        Ok(node)
+    }
 }

@@ -1,8 +1,9 @@
 //! natgrad: natural-gradient training of deep networks with a symbolic graph compiler.
 //!
-//! This facade re-exports the IR and DSL ([`ir`]), the model helpers ([`nn`]) and, as
-//! later layers land, autodiff, the simplifier, the compiled backends and the optimizers.
-//! The `natgrad` binary (see `main.rs`) is the command-line front end.
+//! This facade re-exports the IR and DSL ([`ir`]), the model helpers ([`nn`]), autodiff,
+//! the simplifier, the backend-neutral lowering ([`lower`]) and the optimizers, and
+//! compiles model functions for a [`Device`] ([`compile`]). The `natgrad` binary (see
+//! `main.rs`) is the command-line front end.
 
 pub mod bench;
 pub mod compile;
