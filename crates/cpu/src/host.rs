@@ -5,81 +5,85 @@
 use std::any::TypeId;
 
 use natgrad_ir::{Reduce, Scalar};
+use rayon::ThreadPool;
 
-/// Reinterprets `&[T]` as `&[U]` when they are the same type.
-fn same<T: 'static, U: 'static>(x: &[T]) -> Option<&[U]> {
-    // SAFETY: T and U are the same type, so the layout is identical.
-    (TypeId::of::<T>() == TypeId::of::<U>()).then(|| unsafe { &*(x as *const [T] as *const [U]) })
-}
+/// Below this many multiply-adds a GEMM runs on the calling thread.
+const PARALLEL_GEMM_MIN: usize = 1 << 18;
 
-/// Reinterprets `&mut [T]` as `&mut [U]` when they are the same type.
-fn same_mut<T: 'static, U: 'static>(x: &mut [T]) -> Option<&mut [U]> {
-    // SAFETY: T and U are the same type, so the layout is identical.
-    (TypeId::of::<T>() == TypeId::of::<U>()).then(|| unsafe { &mut *(x as *mut [T] as *mut [U]) })
-}
-
-/// `c = a·b` (overwriting c) with row/column strides in elements, by matrixmultiply's GEMM
-/// of `T` (the extents were checked by [`matmul`]).
-#[allow(clippy::too_many_arguments)]
-fn gemm<T: Scalar>(
+/// One GEMM `c = a·b` on strided operands, or a block of one.
+#[derive(Clone, Copy)]
+struct Gemm<T> {
     m: usize,
     k: usize,
     n: usize,
-    a: &[T],
-    [rsa, csa]: [isize; 2],
-    b: &[T],
-    [rsb, csb]: [isize; 2],
-    c: &mut [T],
-) {
-    let rsc = n as isize;
-    if let (Some(a), Some(b), Some(c)) = (same::<T, f32>(a), same::<T, f32>(b), same_mut::<T, f32>(c)) {
-        // SAFETY: `matmul` checked that every buffer holds the extents the strides reach.
-        unsafe {
-            matrixmultiply::sgemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.as_ptr(),
-                rsa,
-                csa,
-                b.as_ptr(),
-                rsb,
-                csb,
-                0.0,
-                c.as_mut_ptr(),
-                rsc,
-                1,
-            )
+    a: *const T,
+    /// Row and column strides of `a`, in elements.
+    a_strides: [isize; 2],
+    b: *const T,
+    b_strides: [isize; 2],
+    c: *mut T,
+    /// Row stride of `c` (its column stride is 1).
+    c_row_stride: isize,
+}
+
+// SAFETY: the blocks handed to workers write disjoint elements of `c` and only read `a` and
+// `b`, which outlive the scope the workers run in.
+unsafe impl<T: Send> Send for Gemm<T> {}
+
+impl<T: Scalar> Gemm<T> {
+    /// Rows `start..end` of `c`.
+    fn rows(self, start: usize, end: usize) -> Gemm<T> {
+        Gemm {
+            m: end - start,
+            a: self.a.wrapping_offset(start as isize * self.a_strides[0]),
+            c: self.c.wrapping_offset(start as isize * self.c_row_stride),
+            ..self
         }
-    } else if let (Some(a), Some(b), Some(c)) = (same::<T, f64>(a), same::<T, f64>(b), same_mut::<T, f64>(c))
-    {
-        // SAFETY: as above.
-        unsafe {
-            matrixmultiply::dgemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.as_ptr(),
-                rsa,
-                csa,
-                b.as_ptr(),
-                rsb,
-                csb,
-                0.0,
-                c.as_mut_ptr(),
-                rsc,
-                1,
-            )
+    }
+
+    /// Columns `start..end` of `c`.
+    fn cols(self, start: usize, end: usize) -> Gemm<T> {
+        Gemm {
+            n: end - start,
+            b: self.b.wrapping_offset(start as isize * self.b_strides[1]),
+            c: self.c.wrapping_add(start),
+            ..self
         }
-    } else {
-        unreachable!("Scalar is sealed to f32 and f64")
+    }
+
+    /// Runs this GEMM on the calling thread with matrixmultiply's kernel for `T`.
+    ///
+    /// # Safety
+    /// `a`, `b` and `c` must hold every element their strides reach for `m × k`, `k × n`
+    /// and `m × n`, and no other thread may touch this block of `c` meanwhile.
+    unsafe fn call(self) {
+        let [rsa, csa] = self.a_strides;
+        let [rsb, csb] = self.b_strides;
+        let (m, k, n, rsc) = (self.m, self.k, self.n, self.c_row_stride);
+        if TypeId::of::<T>() == TypeId::of::<f32>() {
+            let (a, b, c) = (self.a.cast::<f32>(), self.b.cast::<f32>(), self.c.cast::<f32>());
+            // SAFETY: T is f32; extents as the caller promised.
+            unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, 1) }
+        } else if TypeId::of::<T>() == TypeId::of::<f64>() {
+            let (a, b, c) = (self.a.cast::<f64>(), self.b.cast::<f64>(), self.c.cast::<f64>());
+            // SAFETY: T is f64; extents as the caller promised.
+            unsafe { matrixmultiply::dgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, 1) }
+        } else {
+            unreachable!("Scalar is sealed to f32 and f64")
+        }
     }
 }
 
-/// `out = op(a)·op(b)` for row-major `a` (`a_shape`) and `b` (`b_shape`).
+/// Cuts a block `start..end` of rows or columns out of a GEMM.
+type Split<T> = fn(Gemm<T>, usize, usize) -> Gemm<T>;
+
+/// `out = op(a)·op(b)` for row-major `a` (`a_shape`) and `b` (`b_shape`), split into one
+/// block of rows (or of columns, when `out` is wider than tall) per worker of `pool`.
+/// Measured against matrixmultiply's own threading on the Curves shapes in
+/// docs/benchmarks.md.
+#[allow(clippy::too_many_arguments)]
 pub fn matmul<T: Scalar>(
+    pool: &ThreadPool,
     a: &[T],
     a_shape: [usize; 2],
     ta: bool,
@@ -94,11 +98,7 @@ pub fn matmul<T: Scalar>(
         a.len() >= a_shape[0] * a_shape[1] && b.len() >= b_shape[0] * b_shape[1] && out.len() >= m * n,
         "matmul buffers sized by the plan"
     );
-    assert_eq!(
-        if ta { a_shape[0] } else { a_shape[1] },
-        if tb { b_shape[1] } else { b_shape[0] },
-        "inner extents"
-    );
+    assert_eq!(if ta { a_shape[0] } else { a_shape[1] }, k, "inner extents");
     if m == 0 || n == 0 {
         return;
     }
@@ -106,9 +106,35 @@ pub fn matmul<T: Scalar>(
         out[..m * n].iter_mut().for_each(|v| *v = T::zero());
         return;
     }
-    let (rsa, csa) = if ta { (1, a_shape[1] as isize) } else { (a_shape[1] as isize, 1) };
-    let (rsb, csb) = if tb { (1, b_shape[1] as isize) } else { (b_shape[1] as isize, 1) };
-    gemm(m, k, n, a, [rsa, csa], b, [rsb, csb], out);
+    let a_strides = if ta { [1, a_shape[1] as isize] } else { [a_shape[1] as isize, 1] };
+    let b_strides = if tb { [1, b_shape[1] as isize] } else { [b_shape[1] as isize, 1] };
+    let gemm = Gemm {
+        m,
+        k,
+        n,
+        a: a.as_ptr(),
+        a_strides,
+        b: b.as_ptr(),
+        b_strides,
+        c: out.as_mut_ptr(),
+        c_row_stride: n as isize,
+    };
+    let workers = pool.current_num_threads();
+    if workers <= 1 || m * n * k < PARALLEL_GEMM_MIN {
+        // SAFETY: the extents were checked above.
+        unsafe { gemm.call() };
+        return;
+    }
+    let (len, block) = if m >= n { (m, Gemm::rows as Split<T>) } else { (n, Gemm::cols as Split<T>) };
+    let chunk = len.div_ceil(workers.min(len));
+    pool.scope(move |scope| {
+        for start in (0..len).step_by(chunk) {
+            let part = block(gemm, start, (start + chunk).min(len));
+            // SAFETY: blocks are disjoint rows (or columns) of `out`, within the checked
+            // extents; `a`, `b` and `out` outlive the scope.
+            scope.spawn(move |_| unsafe { part.call() });
+        }
+    });
 }
 
 /// Softmax or log-softmax along `axis` (maximum subtracted first).

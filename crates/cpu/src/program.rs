@@ -10,6 +10,8 @@ use natgrad_lower::{
     Backend, BoundInputs, CompileOptions, Error, Executable, MemoryPlan, Phase, Plan, Profile, Work,
 };
 
+use rayon::ThreadPool;
+
 use crate::host;
 use crate::kernel::{Jit, KernelFn};
 
@@ -33,7 +35,7 @@ pub struct Program<T: Scalar> {
     plan: Arc<Plan>,
     kernels: Vec<KernelFn>,
     kernel_of_unit: Vec<Option<usize>>,
-    threads: usize,
+    pool: Arc<ThreadPool>,
     codegen: Duration,
     /// Owns the kernels' code; declared last so it is dropped after them.
     _jit: Jit,
@@ -64,11 +66,16 @@ impl<T: Scalar> Program<T> {
             plan,
             kernels,
             kernel_of_unit,
-            threads: options.threads.max(1),
+            pool: crate::pool::shared(options.threads)?,
             codegen: start.elapsed(),
             _jit: jit,
             _marker: std::marker::PhantomData,
         })
+    }
+
+    /// Worker threads of the pool this program's kernels and GEMMs run on.
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
     }
 
     /// A session for batch size `batch`: buffers from the memory plan, constants written.
@@ -171,7 +178,16 @@ impl<T: Scalar> Session<T> {
             }
             Work::MatMul { a, b, ta, tb } => self.with_output(out, |s, o| {
                 let (ad, bd) = (s.dims(*a), s.dims(*b));
-                host::matmul(s.value(*a), [ad[0], ad[1]], *ta, s.value(*b), [bd[0], bd[1]], *tb, o)
+                host::matmul(
+                    &program.pool,
+                    s.value(*a),
+                    [ad[0], ad[1]],
+                    *ta,
+                    s.value(*b),
+                    [bd[0], bd[1]],
+                    *tb,
+                    o,
+                )
             }),
             Work::Softmax { x, axis, log } => {
                 self.with_output(out, |s, o| host::softmax(s.value(*x), &s.dims(*x), *axis, *log, o))
@@ -205,7 +221,7 @@ impl<T: Scalar> Session<T> {
         let pointers =
             Pointers(args.iter().map(|a| self.buffers[self.buffer_of[a]].as_mut_ptr() as *mut u8).collect());
         let f = self.program.kernels[kernel];
-        let threads = if total < 1 << 15 { 1 } else { self.program.threads.min(rows.max(1)) };
+        let threads = if total < 1 << 15 { 1 } else { self.program.threads().min(rows.max(1)) };
         let call = |start: usize, end: usize| {
             // SAFETY: every buffer holds at least `rows × cols` elements for Full access
             // (and `cols` / `rows` / 1 for Row / Col / Scalar), as sized by the memory plan
@@ -217,13 +233,10 @@ impl<T: Scalar> Session<T> {
             return;
         }
         let chunk = rows.div_ceil(threads);
-        std::thread::scope(|scope| {
-            for t in 0..threads {
-                let (start, end) = (t * chunk, ((t + 1) * chunk).min(rows));
-                if start < end {
-                    let call = &call;
-                    scope.spawn(move || call(start, end));
-                }
+        self.program.pool.scope(|scope| {
+            for start in (0..rows).step_by(chunk) {
+                let call = &call;
+                scope.spawn(move |_| call(start, (start + chunk).min(rows)));
             }
         });
     }

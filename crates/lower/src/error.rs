@@ -58,7 +58,9 @@ pub enum Error {
         got: usize,
     },
     /// An output read into a buffer of the wrong length.
-    #[error("output {index} holds {ty} = {expected} values at batch size {batch}, the buffer given has {got}")]
+    #[error(
+        "output {index} holds {ty} = {expected} values at batch size {batch}, the buffer given has {got}"
+    )]
     OutputLength {
         /// Output index.
         index: usize,

@@ -200,7 +200,7 @@ impl Report {
     /// A human-readable table.
     pub fn table(&self) -> String {
         let mut out =
-            format!("GEMM peak (matrixmultiply, same threads): {:.1} GFLOP/s\n", self.gemm_peak_gflops);
+            format!("GEMM peak (the device's GEMM, same threads): {:.1} GFLOP/s\n", self.gemm_peak_gflops);
         let [build, autodiff, simplify, codegen] = self.compile_ms;
         let _ = writeln!(
             out,

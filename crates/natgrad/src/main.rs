@@ -270,7 +270,6 @@ impl From<DTypeArg> for DType {
 }
 
 fn main() -> ExitCode {
-    use_all_cores_for_gemm();
     init_tracing();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -356,16 +355,6 @@ fn ir_stats(graph: &natgrad::ir::Graph) -> Result<String, Box<dyn std::error::Er
         out += &format!("budget: {budget}\n");
     }
     Ok(out)
-}
-
-/// matrixmultiply reads its thread count once, from `MATMUL_NUM_THREADS`, and otherwise
-/// uses the physical core count (1 on many 2-vCPU machines); default it to every core.
-fn use_all_cores_for_gemm() {
-    if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        // SAFETY: called first thing in `main`, before any other thread exists.
-        unsafe { std::env::set_var("MATMUL_NUM_THREADS", cores.to_string()) };
-    }
 }
 
 /// The default compile options on `device`.

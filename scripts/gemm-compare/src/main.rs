@@ -1,6 +1,12 @@
-//! GEMM libraries side by side on the Curves shapes: f32 GFLOP/s, medians of 15 runs.
-//! `cargo run --release` here; `MATMUL_NUM_THREADS` must equal the thread count argument
-//! (matrixmultiply reads it once): `MATMUL_NUM_THREADS=2 cargo run --release -- 2`.
+//! GEMM routes side by side on the Curves shapes: f32 GFLOP/s, medians of 15 runs.
+//!
+//! * `gemm`: gemm 0.19 with `Parallelism::Rayon(threads)` inside a rayon pool;
+//! * `mm`: matrixmultiply's own threading (thread count from `MATMUL_NUM_THREADS`, read once);
+//! * `mm split`: single-threaded matrixmultiply calls on row blocks of C, one per worker of
+//!   a rayon pool (what natgrad's CPU backend does) — run with `MATMUL_NUM_THREADS=1`.
+//!
+//! `MATMUL_NUM_THREADS=2 cargo run --release -- 2` (for `mm`), then
+//! `MATMUL_NUM_THREADS=1 cargo run --release -- 2` (for `mm split`).
 
 use std::time::Instant;
 
@@ -30,7 +36,7 @@ fn main() {
         (400, 1000, 200, true, false),
     ];
     println!("threads {threads}");
-    println!("{:<26} {:>10} {:>16}", "shape (m×k·k×n)", "gemm", "matrixmultiply");
+    println!("{:<26} {:>8} {:>8} {:>10}", "shape (m×k·k×n)", "gemm", "mm", "mm split");
     for (m, k, n, ta, tb) in shapes {
         let a = vec![0.5f32; m * k];
         let b = vec![0.25f32; k * n];
@@ -52,7 +58,27 @@ fn main() {
                 m, k, n, 1.0, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, 0.0, c.as_mut_ptr(), n as isize, 1,
             )
         });
+        let chunk = m.div_ceil(threads);
+        let (a_ptr, b_ptr) = (a.as_ptr() as usize, b.as_ptr() as usize);
+        let t_split = median(|| {
+            pool.scope(|scope| {
+                for (i, rows) in c.chunks_mut(chunk * n).enumerate() {
+                    scope.spawn(move |_| unsafe {
+                        let a = (a_ptr as *const f32).offset(i as isize * chunk as isize * rsa);
+                        matrixmultiply::sgemm(
+                            rows.len() / n, k, n, 1.0, a, rsa, csa, b_ptr as *const f32, rsb, csb, 0.0,
+                            rows.as_mut_ptr(), n as isize, 1,
+                        )
+                    });
+                }
+            })
+        });
         let label = format!("{m}×{k}{}·{k}×{n}{}", if ta { "ᵀ" } else { "" }, if tb { "ᵀ" } else { "" });
-        println!("{label:<26} {:>10.1} {:>16.1}", flops / t_gemm / 1e9, flops / t_mm / 1e9);
+        println!(
+            "{label:<26} {:>8.1} {:>8.1} {:>10.1}",
+            flops / t_gemm / 1e9,
+            flops / t_mm / 1e9,
+            flops / t_split / 1e9
+        );
     }
 }
