@@ -124,6 +124,7 @@ pub fn simplify(graph: &Graph, options: &Options) -> natgrad_ir::Result<Simplifi
             let enabled = |rule: &Rule| rule_enabled(rule, families, options);
             let result = driver::sweep(&current, &enabled, limits)?;
             current = result.graph;
+            verify_in_debug(&current)?;
             for (rule, n) in &result.hits {
                 *stats.hits.entry(rule).or_default() += n;
                 *last_hits.entry(*rule).or_default() += n;
@@ -155,11 +156,18 @@ pub fn simplify(graph: &Graph, options: &Options) -> natgrad_ir::Result<Simplifi
     // Dead-code elimination (and a last CSE): a sweep with no rules keeps only what the
     // outputs need.
     current = driver::sweep(&current, &|_| false, limits)?.graph;
+    verify_in_debug(&current)?;
     report("dce", stats.iterations, &BTreeMap::new(), &current);
     let fusion = fusion_groups(&current);
     stats.nodes_after = current.len();
     stats.elapsed = start.elapsed();
     Ok(Simplified { graph: current, fusion, stats })
+}
+
+/// In debug builds (and so in every test), re-checks the graph's invariants — arity, operand
+/// order, inferred types — after each pass, so a rule that breaks them fails where it ran.
+fn verify_in_debug(graph: &Graph) -> natgrad_ir::Result<()> {
+    if cfg!(debug_assertions) { graph.verify() } else { Ok(()) }
 }
 
 fn rule_enabled(rule: &Rule, families: &[Family], options: &Options) -> bool {

@@ -3,7 +3,7 @@
 
 use natgrad_ir::text::{parse, print};
 use natgrad_ir::{Bindings, Graph, Op, Tensor, eval};
-use natgrad_rewrite::{Options, all_rules, simplify};
+use natgrad_rewrite::{Family, Options, all_rules, simplify};
 use rand::{Rng, SeedableRng};
 
 /// (rule, input, expected output). A rule listed with input == output must not fire.
@@ -157,6 +157,65 @@ fn each_rule_rewrites_its_pattern_and_preserves_values() {
                         (x - y).abs() <= 1e-12 * (1.0 + y.abs()),
                         "rule {rule} changed a value: {x} vs {y}"
                     );
+                }
+            }
+        }
+    }
+}
+
+/// Values the random draws never produce: signed zeros, negatives, infinities, NaN.
+const SPECIAL: [f64; 7] = [0.0, -0.0, -1.5, -700.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN];
+
+/// Rules whose guard excludes some special values, and which ones (the guard is stated in
+/// the rule's doc; the values here are where it does not hold).
+fn excluded(rule: &str, value: f64) -> bool {
+    match rule {
+        // `log(softplus(x))` / `σ(x)` are only proved positive for finite x: at x = −∞ (and
+        // below about −745 in f64) they underflow to 0, where the original is NaN or −∞.
+        "exp-log" => value == f64::NEG_INFINITY || value == -700.0,
+        // `σ(x)` and `σ(x)(1 − σ(x))` are non-zero in exact arithmetic for finite x only; at
+        // ±∞ (or where σ rounds to 0 or 1) the original is 0/0 = NaN and the rewrite gives
+        // the limit. Cancelling `a` also drops a NaN only `a` carries (x = NaN).
+        "div-cancel" => !value.is_finite() || value == -700.0,
+        _ => false,
+    }
+}
+
+/// Equal as IEEE values, including the sign of zero; NaN equals NaN.
+fn same(x: f64, y: f64) -> bool {
+    (x.is_nan() && y.is_nan())
+        || (x == y && x.is_sign_negative() == y.is_sign_negative())
+        || (x - y).abs() <= 1e-12 * (1.0 + y.abs())
+}
+
+#[test]
+fn exact_rules_preserve_zeros_negatives_infinities_and_nan() {
+    for &(rule, input, expected) in CASES {
+        let family = all_rules().find(|r| r.name == rule).map(|r| r.family);
+        if input == expected || family == Some(Family::FastMath) {
+            continue;
+        }
+        let graph = parse(input).unwrap();
+        let simplified = simplify(&graph, &Options::only(rule)).unwrap();
+        for &special in SPECIAL.iter().filter(|&&v| !excluded(rule, v)) {
+            // Every input holds the special value at one position and random values elsewhere,
+            // the position differing between inputs so pairs of specials meet too.
+            let mut bindings = random_bindings(&graph, 7);
+            for (k, id) in graph.input_nodes().into_iter().enumerate() {
+                if let Op::Input { name, shape, .. } = graph.op(id) {
+                    let dims = shape.resolve(4);
+                    let len: usize = dims.iter().product();
+                    let mut data = bindings.get(name).unwrap().data().to_vec();
+                    data[k % len] = special;
+                    data[(k + 1) % len] = special;
+                    bindings.set(name.clone(), Tensor::new(dims, data).unwrap());
+                }
+            }
+            let before = eval(&graph, &bindings).unwrap();
+            let after = eval(&simplified.graph, &bindings).unwrap();
+            for (a, b) in after.iter().zip(&before) {
+                for (x, y) in a.data().iter().zip(b.data()) {
+                    assert!(same(*x, *y), "rule {rule} with {special}: {x} after, {y} before\n{input}");
                 }
             }
         }
