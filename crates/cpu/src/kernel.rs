@@ -16,8 +16,8 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
-use natgrad_ir::{Binary, Compare, DType, Unary};
-use natgrad_lower::{Access, Error, KExpr, KernelSpec};
+use natgrad_ir::{Binary, Compare, DType};
+use natgrad_lower::{Access, Error, KExpr, KUnary, KernelSpec};
 
 /// A code-generation failure (a bug; please report with the IR).
 fn codegen(message: String) -> Error {
@@ -320,15 +320,9 @@ impl<'s> Lowering<'s> {
                 KExpr::Const(c) => self.constant(b, c, vector),
                 KExpr::Unary(u, x) => self.unary(b, u, values[x], vector),
                 KExpr::Binary(op, x, y) => self.binary(b, op, values[x], values[y]),
-                KExpr::Compare(cmp, x, y) => {
-                    let mask = b.ins().fcmp(float_cc(cmp), values[x], values[y]);
-                    let (one, zero) = (self.constant(b, 1.0, vector), self.constant(b, 0.0, vector));
-                    self.choose(b, mask, one, zero, vector)
-                }
-                KExpr::Select(c, x, y) => {
-                    let zero = self.constant(b, 0.0, vector);
-                    let mask = b.ins().fcmp(FloatCC::NotEqual, values[c], zero);
-                    self.choose(b, mask, values[x], values[y], vector)
+                KExpr::Choose { cmp, lhs, rhs, then, otherwise } => {
+                    let mask = b.ins().fcmp(float_cc(cmp), values[lhs], values[rhs]);
+                    self.choose(b, mask, values[then], values[otherwise], vector)
                 }
             };
             values.push(v);
@@ -433,47 +427,19 @@ impl<'s> Lowering<'s> {
         self.choose(b, above, infinity, result, true)
     }
 
-    fn unary(&self, b: &mut FunctionBuilder, op: Unary, x: Value, vector: bool) -> Value {
+    fn unary(&self, b: &mut FunctionBuilder, op: KUnary, x: Value, vector: bool) -> Value {
         match op {
-            Unary::Neg => b.ins().fneg(x),
-            Unary::Square => b.ins().fmul(x, x),
-            Unary::Sqrt => b.ins().sqrt(x),
-            Unary::Exp => self.call(b, "exp", &[x], vector),
-            Unary::Log => self.call(b, "log", &[x], vector),
-            Unary::Log1p => self.call(b, "log1p", &[x], vector),
-            Unary::Tanh => self.call(b, "tanh", &[x], vector),
-            Unary::Pow(p) => {
-                let p = self.constant(b, p.get(), vector);
+            KUnary::Neg => b.ins().fneg(x),
+            KUnary::Abs => b.ins().fabs(x),
+            KUnary::Square => b.ins().fmul(x, x),
+            KUnary::Sqrt => b.ins().sqrt(x),
+            KUnary::Exp => self.call(b, "exp", &[x], vector),
+            KUnary::Log => self.call(b, "log", &[x], vector),
+            KUnary::Log1p => self.call(b, "log1p", &[x], vector),
+            KUnary::Tanh => self.call(b, "tanh", &[x], vector),
+            KUnary::Pow(p) => {
+                let p = self.constant(b, p, vector);
                 self.call(b, "pow", &[x, p], vector)
-            }
-            // σ(x) = 1/(1+e) for x ≥ 0 and e/(1+e) otherwise, e = exp(−|x|)
-            Unary::Sigmoid => {
-                let a = b.ins().fabs(x);
-                let na = b.ins().fneg(a);
-                let e = self.call(b, "exp", &[na], vector);
-                let one = self.constant(b, 1.0, vector);
-                let denom = b.ins().fadd(one, e);
-                let r = b.ins().fdiv(one, denom);
-                let er = b.ins().fmul(e, r);
-                let zero = self.constant(b, 0.0, vector);
-                let nonneg = b.ins().fcmp(FloatCC::GreaterThanOrEqual, x, zero);
-                self.choose(b, nonneg, r, er, vector)
-            }
-            // max(x, 0), NaN kept
-            Unary::Relu => {
-                let zero = self.constant(b, 0.0, vector);
-                let keep = b.ins().fcmp(FloatCC::UnorderedOrGreaterThan, x, zero);
-                self.choose(b, keep, x, zero, vector)
-            }
-            // max(x, 0) + log1p(exp(−|x|))
-            Unary::Softplus => {
-                let zero = self.constant(b, 0.0, vector);
-                let m = b.ins().fmax(x, zero);
-                let a = b.ins().fabs(x);
-                let na = b.ins().fneg(a);
-                let e = self.call(b, "exp", &[na], vector);
-                let l = self.call(b, "log1p", &[e], vector);
-                b.ins().fadd(m, l)
             }
         }
     }

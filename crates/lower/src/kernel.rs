@@ -2,9 +2,11 @@
 //!
 //! A kernel loops over the `rows × cols` space of its group's shape (`cols` is the last
 //! dimension). It reads each input with an [`Access`] mode, evaluates [`KExpr`]s in order
-//! and stores some of them to full `rows × cols` output buffers.
+//! and stores some of them to full `rows × cols` output buffers. The expressions are
+//! already legal for every backend ([`crate::legalize`]): sigmoid, softplus, relu,
+//! comparisons and selects arrive as the primitives below, in their stable forms.
 
-use natgrad_ir::{Binary, Compare, DType, Unary};
+use natgrad_ir::{Binary, Compare, DType};
 
 /// How a kernel reads one of its inputs inside the `rows × cols` loop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,21 +21,54 @@ pub enum Access {
     Scalar,
 }
 
-/// One value computed inside a kernel.
+/// The unary primitives a backend implements (IR ops beyond these are legalized into them).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum KUnary {
+    /// −x
+    Neg,
+    /// |x|
+    Abs,
+    /// x²
+    Square,
+    /// √x
+    Sqrt,
+    /// eˣ
+    Exp,
+    /// ln x
+    Log,
+    /// ln(1 + x)
+    Log1p,
+    /// tanh x
+    Tanh,
+    /// xᵖ with a constant exponent p
+    Pow(f64),
+}
+
+/// One value computed inside a kernel, from earlier ones (indices into `exprs`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum KExpr {
     /// Input `i` of the kernel.
     Input(usize),
     /// A constant.
     Const(f64),
-    /// A unary op of an earlier expression.
-    Unary(Unary, usize),
-    /// A binary op of two earlier expressions.
+    /// A unary primitive.
+    Unary(KUnary, usize),
+    /// A binary op (`Maximum` propagates NaN).
     Binary(Binary, usize, usize),
-    /// A comparison (1 or 0) of two earlier expressions.
-    Compare(Compare, usize, usize),
-    /// `select(c, a, b)` of three earlier expressions.
-    Select(usize, usize, usize),
+    /// `lhs cmp rhs ? then : otherwise`, an ordered IEEE comparison (false if either side
+    /// is NaN).
+    Choose {
+        /// The comparison.
+        cmp: Compare,
+        /// Its left side.
+        lhs: usize,
+        /// Its right side.
+        rhs: usize,
+        /// The value where it holds.
+        then: usize,
+        /// The value where it does not.
+        otherwise: usize,
+    },
 }
 
 /// A fused kernel, independent of the code generator.

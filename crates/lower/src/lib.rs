@@ -4,7 +4,8 @@
 //! | module | concern |
 //! |---|---|
 //! | [`plan`] | `Plan::build`: simplify, then graph + fusion groups → units (fused kernels, host steps) in [`Phase`]s, scheduled |
-//! | [`kernel`] | `KernelSpec`: a fused elementwise kernel as data |
+//! | [`kernel`] | `KernelSpec`: a fused elementwise kernel as data, in backend primitives |
+//! | [`legalize`] | IR elementwise ops → kernel primitives in their stable forms, once for every backend |
 //! | [`memory`] | `MemoryPlan`: liveness-based buffers for one batch size |
 //! | [`inputs`] | `BoundInputs`: input length checks and which inputs a phase still lacks |
 //! | [`backend`] | `Device`, `CompileOptions`, and the `Backend` / `Executable` / `Session` traits |
@@ -19,6 +20,7 @@ pub mod cache;
 mod error;
 pub mod inputs;
 pub mod kernel;
+pub mod legalize;
 pub mod memory;
 pub mod plan;
 
@@ -26,6 +28,6 @@ pub use backend::{Backend, CompileOptions, Device, Executable, Profile, Session}
 pub use cache::{CacheKey, CompileCache};
 pub use error::Error;
 pub use inputs::BoundInputs;
-pub use kernel::{Access, KExpr, KernelSpec};
+pub use kernel::{Access, KExpr, KUnary, KernelSpec};
 pub use memory::MemoryPlan;
 pub use plan::{Partition, Phase, Plan, PlanTimes, Unit, Work};

@@ -9,7 +9,8 @@ use natgrad_rewrite::FusionGroup;
 use natgrad_rewrite::fusion::{Role, role};
 
 use crate::Error;
-use crate::kernel::{Access, KExpr, KernelSpec};
+use crate::kernel::{Access, KernelSpec};
+use crate::legalize::KernelBody;
 
 /// When a unit runs: once when a batch size's buffers are made, or in a numbered phase.
 /// `Setup` orders before every `Run`.
@@ -402,7 +403,7 @@ impl Builder<'_> {
     ) -> Unit {
         let g = self.graph;
         let dtype = g.dtype(nodes[0]);
-        let mut exprs: Vec<KExpr> = Vec::new();
+        let mut body = KernelBody::default();
         let mut expr_of: HashMap<NodeId, usize> = HashMap::new();
         let mut inputs: Vec<(NodeId, Access)> = Vec::new();
         let mut reads = Vec::new();
@@ -414,10 +415,7 @@ impl Builder<'_> {
                 } else {
                     let (source, access, constant) = self.read(operand, &shape);
                     let e = match constant {
-                        Some(c) => {
-                            exprs.push(KExpr::Const(c));
-                            exprs.len() - 1
-                        }
+                        Some(c) => body.constant(c),
                         None => {
                             let slot = inputs
                                 .iter()
@@ -427,8 +425,7 @@ impl Builder<'_> {
                                     reads.push(source);
                                     inputs.len() - 1
                                 });
-                            exprs.push(KExpr::Input(slot));
-                            exprs.len() - 1
+                            body.input(slot)
                         }
                     };
                     expr_of.insert(operand, e);
@@ -437,14 +434,14 @@ impl Builder<'_> {
                 operand_exprs.push(e);
             }
             let o = &operand_exprs;
-            exprs.push(match g.op(n) {
-                Op::Unary(u) => KExpr::Unary(*u, o[0]),
-                Op::Binary(b) => KExpr::Binary(*b, o[0], o[1]),
-                Op::Compare(c) => KExpr::Compare(*c, o[0], o[1]),
-                Op::Select => KExpr::Select(o[0], o[1], o[2]),
+            let e = match g.op(n) {
+                Op::Unary(u) => body.unary(*u, o[0]),
+                Op::Binary(b) => body.binary(*b, o[0], o[1]),
+                Op::Compare(c) => body.compare(*c, o[0], o[1]),
+                Op::Select => body.select(o[0], o[1], o[2]),
                 other => unreachable!("{} is not elementwise", other.name()),
-            });
-            expr_of.insert(n, exprs.len() - 1);
+            };
+            expr_of.insert(n, e);
         }
         // Members used outside this kernel are stored.
         let outputs: Vec<NodeId> = nodes
@@ -460,7 +457,7 @@ impl Builder<'_> {
         let spec = KernelSpec {
             dtype,
             inputs: inputs.iter().map(|&(_, a)| a).collect(),
-            exprs,
+            exprs: body.finish(),
             outputs: outputs.iter().map(|n| expr_of[n]).collect(),
         };
         let mut args: Vec<NodeId> = inputs.iter().map(|&(s, _)| s).collect();
