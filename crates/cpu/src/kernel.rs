@@ -3,7 +3,8 @@
 //! Every kernel has one `extern "C"` ABI:
 //! `fn(buffers: *const *mut T, row_start: usize, row_end: usize, cols: usize)`, looping over
 //! rows `row_start..row_end` of a `rows × cols` iteration space (`cols` is the last
-//! dimension of the group's shape). `buffers` holds the input pointers, then the outputs.
+//! dimension of the group's shape). `buffers` holds the input pointers, then the outputs,
+//! then one `cols`-long accumulator per column sum (added to, row by row).
 //! Inner loops run on 128-bit vectors (f32x4 / f64x2, the width Cranelift's x64 backend
 //! has) with a scalar tail; exp / log / log1p / tanh / pow call the platform libm, the
 //! same functions the reference interpreter uses.
@@ -215,7 +216,7 @@ impl<'s> Lowering<'s> {
         b.switch_to_block(entry);
         let params = b.block_params(entry).to_vec();
         let (buffers, row_start, row_end, cols) = (params[0], params[1], params[2], params[3]);
-        let count = self.spec.inputs.len() + self.spec.outputs.len();
+        let count = self.spec.inputs.len() + self.spec.outputs.len() + self.spec.column_sums.len();
         let pointers: Vec<Value> = (0..count)
             .map(|i| b.ins().load(self.ptr, flags, buffers, (i as i32) * self.ptr.bytes() as i32))
             .collect();
@@ -251,14 +252,23 @@ impl<'s> Lowering<'s> {
         let row_offset = b.ins().imul(row, cols);
         let row_bytes = b.ins().imul(row_offset, size);
         let row_elem_bytes = b.ins().imul(row, size);
-        // Base address of this row for every buffer, by access mode (outputs are Full).
+        // Base address of this row for every buffer, by access mode: outputs are Full,
+        // column sums are indexed by column only (like a Row input).
+        let stored = self.spec.inputs.len() + self.spec.outputs.len();
         let bases: Vec<Value> = pointers
             .iter()
             .enumerate()
-            .map(|(i, &p)| match self.spec.inputs.get(i).copied().unwrap_or(Access::Full) {
-                Access::Full => b.ins().iadd(p, row_bytes),
-                Access::Col => b.ins().iadd(p, row_elem_bytes),
-                Access::Row | Access::Scalar => p,
+            .map(|(i, &p)| {
+                let access = match self.spec.inputs.get(i) {
+                    Some(&access) => access,
+                    None if i < stored => Access::Full,
+                    None => Access::Row,
+                };
+                match access {
+                    Access::Full => b.ins().iadd(p, row_bytes),
+                    Access::Col => b.ins().iadd(p, row_elem_bytes),
+                    Access::Row | Access::Scalar => p,
+                }
             })
             .collect();
         let zero = b.ins().iconst(self.ptr, 0);
@@ -330,6 +340,14 @@ impl<'s> Lowering<'s> {
         for (k, &e) in self.spec.outputs.iter().enumerate() {
             let addr = b.ins().iadd(row.bases[self.spec.inputs.len() + k], col_bytes);
             b.ins().store(flags, values[e], addr, 0);
+        }
+        // Column sums: this row's values added to the running sums of its columns.
+        let first_sum = self.spec.inputs.len() + self.spec.outputs.len();
+        for (k, sum) in self.spec.column_sums.iter().enumerate() {
+            let addr = b.ins().iadd(row.bases[first_sum + k], col_bytes);
+            let running = b.ins().load(ty, flags, addr, 0);
+            let total = b.ins().fadd(running, values[sum.expr]);
+            b.ins().store(flags, total, addr, 0);
         }
     }
 

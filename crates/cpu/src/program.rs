@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use natgrad_ir::{NodeId, Scalar, Shape};
 use natgrad_lower::{
-    Backend, BoundInputs, CompileOptions, Error, Executable, MemoryPlan, Phase, Plan, Profile, Work,
+    Backend, BoundInputs, CompileOptions, Error, Executable, KernelSpec, MemoryPlan, Phase, Plan, Profile,
+    Work,
 };
 
 use rayon::ThreadPool;
@@ -173,8 +174,8 @@ impl<T: Scalar> Session<T> {
         let unit = &program.plan.units[u];
         let out = unit.outputs[0];
         match &unit.work {
-            Work::Kernel { shape, args, .. } => {
-                self.run_kernel(program.kernel_of_unit[u].expect("kernel unit"), shape, args)
+            Work::Kernel { spec, shape, args } => {
+                self.run_kernel(program.kernel_of_unit[u].expect("kernel unit"), spec, shape, args)
             }
             Work::MatMul { a, b, ta, tb } => self.with_output(out, |s, o| {
                 let (ad, bd) = (s.dims(*a), s.dims(*b));
@@ -213,32 +214,57 @@ impl<T: Scalar> Session<T> {
         }
     }
 
-    fn run_kernel(&mut self, kernel: usize, shape: &Shape, args: &[NodeId]) {
+    fn run_kernel(&mut self, kernel: usize, spec: &KernelSpec, shape: &Shape, args: &[NodeId]) {
         let dims = shape.resolve(self.batch);
         let cols = dims.last().copied().unwrap_or(1);
         let total: usize = dims.iter().product();
         let rows = total.checked_div(cols).unwrap_or(0);
-        let pointers =
-            Pointers(args.iter().map(|a| self.buffers[self.buffer_of[a]].as_mut_ptr() as *mut u8).collect());
         let f = self.program.kernels[kernel];
         let threads = if total < 1 << 15 { 1 } else { self.program.threads().min(rows.max(1)) };
-        let call = |start: usize, end: usize| {
+        let chunk = rows.div_ceil(threads).max(1);
+        let blocks: Vec<(usize, usize)> =
+            (0..rows).step_by(chunk).map(|s| (s, (s + chunk).min(rows))).collect();
+        // Column sums accumulate per block (one `cols`-long row per block and sum), then add up.
+        let sums = spec.column_sums.len();
+        let mut partials = vec![T::zero(); blocks.len() * sums * cols];
+        let stored = args.len() - sums;
+        let fixed: Vec<*mut u8> =
+            args[..stored].iter().map(|a| self.buffers[self.buffer_of[a]].as_mut_ptr() as *mut u8).collect();
+        let pointers: Vec<Pointers> = (0..blocks.len())
+            .map(|blk| {
+                let own = (0..sums).map(|k| partials[(blk * sums + k) * cols..].as_mut_ptr() as *mut u8);
+                Pointers(fixed.iter().copied().chain(own).collect())
+            })
+            .collect();
+        let call = |blk: usize| {
+            let (start, end) = blocks[blk];
             // SAFETY: every buffer holds at least `rows × cols` elements for Full access
             // (and `cols` / `rows` / 1 for Row / Col / Scalar), as sized by the memory plan
-            // for this batch; threads get disjoint row ranges.
-            unsafe { f(pointers.as_ptr(), start, end, cols) }
+            // for this batch; each block writes its own rows of the outputs and its own
+            // `cols`-long rows of `partials`.
+            unsafe { f(pointers[blk].as_ptr(), start, end, cols) }
         };
-        if threads <= 1 {
-            call(0, rows);
-            return;
+        if blocks.len() <= 1 {
+            (0..blocks.len()).for_each(call);
+        } else {
+            self.program.pool.scope(|scope| {
+                for blk in 0..blocks.len() {
+                    let call = &call;
+                    scope.spawn(move |_| call(blk));
+                }
+            });
         }
-        let chunk = rows.div_ceil(threads);
-        self.program.pool.scope(|scope| {
-            for start in (0..rows).step_by(chunk) {
-                let call = &call;
-                scope.spawn(move |_| call(start, (start + chunk).min(rows)));
-            }
-        });
+        for (k, sum) in spec.column_sums.iter().enumerate() {
+            let scale = if sum.mean { T::one() / T::from_f64(rows as f64) } else { T::one() };
+            let out = args[stored + k];
+            self.with_output(out, |_, o| {
+                for (c, slot) in o.iter_mut().enumerate() {
+                    let total = (0..blocks.len())
+                        .fold(T::zero(), |acc, blk| acc + partials[(blk * sums + k) * cols + c]);
+                    *slot = total * scale;
+                }
+            });
+        }
     }
 }
 

@@ -64,3 +64,42 @@ fn gemms_split_by_rows_and_by_columns_match_the_interpreter() {
         }
     }
 }
+
+#[test]
+fn column_sums_fused_into_kernels_match_the_interpreter() {
+    use natgrad_lower::{Executable as _, Work};
+    // Bias-gradient shapes: sums and means over the batch of elementwise values, 101
+    // columns (a vector tail) and 400 rows (split across 3 workers).
+    let b = Builder::new(DType::F64);
+    let x = b.input("x", Shape::batched(&[101]));
+    let v = b.input("v", Shape::fixed(&[101]));
+    let delta = (&x * &v).sigmoid() * &x;
+    let sum = delta.sum(&[0], false);
+    let mean = delta.mean(&[0], true);
+    let graph = b.finish(&[&delta, &sum, &mean]).unwrap();
+    let program = compile(&graph, 3);
+    let plan = program.plan();
+    assert!(
+        !plan.units.iter().any(|u| matches!(u.work, Work::Reduce { .. })),
+        "the sums should be fused into the kernel"
+    );
+    let batch = 400;
+    let xs: Vec<f64> = (0..batch * 101).map(|i| ((i * 7919 % 2003) as f64 / 2003.0 - 0.5) * 6.0).collect();
+    let vs: Vec<f64> = (0..101).map(|i| (i as f64 / 101.0) - 0.3).collect();
+    let mut session = program.open_session(batch);
+    session.set("x", &xs).unwrap();
+    session.set("v", &vs).unwrap();
+    session.run(0).unwrap();
+    let bindings = Bindings::new()
+        .with_batch(batch)
+        .with("x", Tensor::new(vec![batch, 101], xs).unwrap())
+        .with("v", Tensor::new(vec![101], vs).unwrap());
+    let expected = eval(&graph, &bindings).unwrap();
+    for (i, e) in expected.iter().enumerate() {
+        let got = session.output(i).unwrap();
+        assert_eq!(got.len(), e.data().len(), "output {i}");
+        for (k, (g, w)) in got.iter().zip(e.data()).enumerate() {
+            assert!((g - w).abs() <= 1e-12 * w.abs().max(1.0), "output {i}[{k}]: {g} vs {w}");
+        }
+    }
+}

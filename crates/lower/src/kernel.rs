@@ -1,8 +1,9 @@
 //! Fused elementwise kernels as data: what a backend's code generator reads.
 //!
 //! A kernel loops over the `rows × cols` space of its group's shape (`cols` is the last
-//! dimension). It reads each input with an [`Access`] mode, evaluates [`KExpr`]s in order
-//! and stores some of them to full `rows × cols` output buffers. The expressions are
+//! dimension). It reads each input with an [`Access`] mode, evaluates [`KExpr`]s in order,
+//! stores some of them to full `rows × cols` output buffers and sums some over the rows
+//! ([`ColumnSum`]). The expressions are
 //! already legal for every backend ([`crate::legalize`]): sigmoid, softplus, relu,
 //! comparisons and selects arrive as the primitives below, in their stable forms.
 
@@ -82,4 +83,15 @@ pub struct KernelSpec {
     pub exprs: Vec<KExpr>,
     /// Expressions stored to the output buffers (each `rows × cols`), in buffer order.
     pub outputs: Vec<usize>,
+    /// Expressions summed over every row into `cols`-long buffers, after the outputs.
+    pub column_sums: Vec<ColumnSum>,
+}
+
+/// A sum over the rows of one kernel expression (a bias gradient), one value per column.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ColumnSum {
+    /// The expression summed.
+    pub expr: usize,
+    /// Divide by the number of rows afterwards (a mean).
+    pub mean: bool,
 }

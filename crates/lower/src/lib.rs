@@ -28,6 +28,6 @@ pub use backend::{Backend, CompileOptions, Device, Executable, Profile, Session}
 pub use cache::{CacheKey, CompileCache};
 pub use error::Error;
 pub use inputs::BoundInputs;
-pub use kernel::{Access, KExpr, KUnary, KernelSpec};
+pub use kernel::{Access, ColumnSum, KExpr, KUnary, KernelSpec};
 pub use memory::MemoryPlan;
 pub use plan::{Partition, Phase, Plan, PlanTimes, Unit, Work};

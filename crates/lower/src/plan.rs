@@ -9,7 +9,7 @@ use natgrad_rewrite::FusionGroup;
 use natgrad_rewrite::fusion::{Role, role};
 
 use crate::Error;
-use crate::kernel::{Access, KernelSpec};
+use crate::kernel::{Access, ColumnSum, KernelSpec};
 use crate::legalize::KernelBody;
 
 /// When a unit runs: once when a batch size's buffers are made, or in a numbered phase.
@@ -152,7 +152,8 @@ pub enum Work {
         spec: KernelSpec,
         /// The iteration space (`cols` is the last dimension).
         shape: Shape,
-        /// Stored values read (in `spec.inputs` order), then values written.
+        /// Stored values read (in `spec.inputs` order), then values written (`spec.outputs`,
+        /// then `spec.column_sums`).
         args: Vec<NodeId>,
     },
     /// `out = op(a)·op(b)` on row-major 2-D values; a transpose is a stride swap.
@@ -271,8 +272,28 @@ fn lower(graph: &Graph, groups: &[FusionGroup], partition: &Partition) -> Result
     for (&n, &g) in &group_of {
         kernels.entry((g, phase[n.index()])).or_default().push(n);
     }
-    let member_of: HashMap<NodeId, (usize, usize)> =
+    let mut member_of: HashMap<NodeId, (usize, usize)> =
         kernels.iter().flat_map(|(&k, nodes)| nodes.iter().map(move |&n| (n, k))).collect();
+    // Sums (and means) over every row of a member that closes its fusion group are
+    // accumulated by the member's kernel: the bias gradients of a dense layer.
+    let mut column_sums: BTreeMap<(usize, usize), Vec<NodeId>> = BTreeMap::new();
+    for id in graph.node_ids() {
+        if let Op::Reduce { kind: Reduce::Sum | Reduce::Mean, axes, .. } = graph.op(id) {
+            let operand = graph.inputs(id)[0];
+            let rank = graph.shape(operand).0.len();
+            if let Some(&key) = member_of.get(&operand)
+                && rank >= 2
+                && axes.iter().copied().eq(0..rank - 1)
+                && groups[key.0].nodes.binary_search(&id).is_ok()
+                && graph.shape(operand) == &groups[key.0].shape
+            {
+                column_sums.entry(key).or_default().push(id);
+            }
+        }
+    }
+    for (&key, sums) in &column_sums {
+        member_of.extend(sums.iter().map(|&r| (r, key)));
+    }
 
     let mut builder = Builder { graph, storage: HashMap::new(), materialize: BTreeSet::new() };
     let mut units: Vec<(usize, Unit)> = Vec::new(); // (first node id, unit)
@@ -280,7 +301,8 @@ fn lower(graph: &Graph, groups: &[FusionGroup], partition: &Partition) -> Result
         let mut nodes = nodes.clone();
         nodes.sort();
         let shape = groups[key.0].shape.clone();
-        let unit = builder.kernel(&nodes, &member_of, key, shape, Phase::Run(key.1));
+        let sums = column_sums.get(&key).map_or(&[][..], Vec::as_slice);
+        let unit = builder.kernel(&nodes, sums, &member_of, key, shape, Phase::Run(key.1));
         units.push((nodes[0].index(), unit));
     }
     for id in graph.node_ids() {
@@ -396,6 +418,7 @@ impl Builder<'_> {
     fn kernel(
         &mut self,
         nodes: &[NodeId],
+        sums: &[NodeId],
         member_of: &HashMap<NodeId, (usize, usize)>,
         key: (usize, usize),
         shape: Shape,
@@ -451,18 +474,29 @@ impl Builder<'_> {
                 g.outputs().contains(&n) || g.users(n).iter().any(|u| member_of.get(u) != Some(&key))
             })
             .collect();
-        for &n in &outputs {
+        for &n in outputs.iter().chain(sums) {
             self.storage.insert(n, n);
         }
+        let column_sums = sums
+            .iter()
+            .map(|&r| ColumnSum {
+                expr: expr_of[&g.inputs(r)[0]],
+                mean: matches!(g.op(r), Op::Reduce { kind: Reduce::Mean, .. }),
+            })
+            .collect();
         let spec = KernelSpec {
             dtype,
             inputs: inputs.iter().map(|&(_, a)| a).collect(),
             exprs: body.finish(),
             outputs: outputs.iter().map(|n| expr_of[n]).collect(),
+            column_sums,
         };
         let mut args: Vec<NodeId> = inputs.iter().map(|&(s, _)| s).collect();
         args.extend(&outputs);
-        Unit { work: Work::Kernel { spec, shape, args }, outputs, reads, phase }
+        args.extend(sums);
+        let mut written = outputs;
+        written.extend(sums);
+        Unit { work: Work::Kernel { spec, shape, args }, outputs: written, reads, phase }
     }
 
     /// How a kernel over `shape` reads `operand`: (stored node, access, or a constant).

@@ -72,7 +72,9 @@ pub fn fusion_groups(graph: &Graph) -> Vec<FusionGroup> {
                     .iter()
                     .filter(|i| role(graph.op(**i)) != Role::Broadcast)
                     .filter_map(|i| group_of[i.index()])
-                    .filter(|&g| !closed[g] && shapes[g] == loop_shape)
+                    // A closed group (ended by a reduction) still takes further reductions of
+                    // its members: they are terminal too.
+                    .filter(|&g| (!closed[g] || r == Role::Reduction) && shapes[g] == loop_shape)
                     .collect();
                 c.sort_unstable();
                 c.dedup();
