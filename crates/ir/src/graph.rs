@@ -6,6 +6,7 @@ use std::panic::Location;
 
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
+use smallvec::SmallVec;
 
 use crate::infer::infer;
 use crate::{DType, Error, Op, Result, Shape, Site, TensorType};
@@ -37,13 +38,17 @@ impl fmt::Display for NodeId {
     }
 }
 
+/// A node's operands: inline up to three (every op's arity), so adding and hash-consing a
+/// node allocates nothing for them.
+pub type Operands = SmallVec<[NodeId; 3]>;
+
 /// One node: an op, its operands, its inferred type and its provenance.
 #[derive(Clone, Debug)]
 pub struct Node {
     /// The operation.
     pub op: Op,
     /// Operands, in order.
-    pub inputs: Vec<NodeId>,
+    pub inputs: Operands,
     /// Inferred dtype and shape.
     pub ty: TensorType,
     /// The user's name for the value, if any (printed as a comment).
@@ -68,7 +73,7 @@ pub struct Provenance {
 #[derive(Clone, Default)]
 pub struct Graph {
     dag: DiGraph<Node, u32>,
-    interned: HashMap<(Op, Vec<NodeId>), NodeId>,
+    interned: HashMap<(Op, Operands), NodeId>,
     leaves: HashMap<String, NodeId>,
     outputs: Vec<NodeId>,
 }
@@ -108,7 +113,7 @@ impl Graph {
                 format!("name {leaf:?} must be non-empty, without quotes, '#', newlines or outer spaces");
             return Err(Error::Type { site: site(), message });
         }
-        let key = (op, inputs.to_vec());
+        let key = (op, Operands::from_slice(inputs));
         if let Some(&existing) = self.interned.get(&key) {
             if let Some(name) = provenance.name {
                 self.dag[existing.petgraph()].name.get_or_insert(name);
