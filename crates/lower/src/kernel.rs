@@ -56,8 +56,8 @@ pub enum KExpr {
     Unary(KUnary, usize),
     /// A binary op (`Maximum` propagates NaN).
     Binary(Binary, usize, usize),
-    /// `lhs cmp rhs ? then : otherwise`, an ordered IEEE comparison (false if either side
-    /// is NaN).
+    /// `lhs cmp rhs ? then : otherwise`, compared as Rust compares floats: with a NaN side
+    /// every comparison is false except `Ne`, which is true.
     Choose {
         /// The comparison.
         cmp: Compare,
