@@ -26,6 +26,7 @@ pub use natgrad_ir::Scalar;
 pub use natgrad_ir::nn;
 pub use natgrad_lower as lower;
 pub use natgrad_optim as optim;
+pub use natgrad_ptx as ptx;
 pub use natgrad_rewrite as rewrite;
 
 /// The names most programs need.

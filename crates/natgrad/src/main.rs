@@ -41,6 +41,13 @@ enum Command {
         /// Print Graphviz DOT instead of the text form.
         #[arg(long)]
         dot: bool,
+        /// Print the compiled code instead: `ptx` prints the PTX module of the graph's fused
+        /// kernels (the GPU backend's code, after simplifying and lowering).
+        #[arg(long, value_enum)]
+        emit: Option<EmitArg>,
+        /// GPU architecture for `--emit ptx`.
+        #[arg(long, value_enum, default_value_t = ArchArg::Sm90)]
+        arch: ArchArg,
     },
     /// Benchmarks.
     #[command(subcommand)]
@@ -254,6 +261,24 @@ enum ProductArg {
     EmpiricalFisher,
 }
 
+/// What `natgrad ir --emit` prints.
+#[derive(Clone, Copy, ValueEnum)]
+enum EmitArg {
+    /// The PTX module of the fused kernels.
+    Ptx,
+}
+
+/// GPU architectures `--emit ptx` targets.
+#[derive(Clone, Copy, ValueEnum)]
+enum ArchArg {
+    /// Ampere (A100).
+    #[value(name = "sm_80")]
+    Sm80,
+    /// Hopper (H100, H200).
+    #[value(name = "sm_90")]
+    Sm90,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum DTypeArg {
     F32,
@@ -463,15 +488,27 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 eprintln!("wrote {}", path.display());
             }
         }
-        Command::Ir { model, dtype, product, optimized, stats, dot } => {
+        Command::Ir { model, dtype, product, optimized, stats, dot, emit, arch } => {
             let model = model_from_spec(&model, dtype.into())?;
-            let graph = match product {
-                None => model.graph,
-                Some(ProductArg::Gradient) => autodiff::gradient(&model)?.graph,
-                Some(ProductArg::Fisher) => autodiff::fisher_product(&model)?.graph,
-                Some(ProductArg::GaussNewton) => autodiff::gauss_newton_product(&model)?.graph,
-                Some(ProductArg::EmpiricalFisher) => autodiff::empirical_fisher_product(&model)?.graph,
+            let product_of =
+                |p: autodiff::Product| (p.graph.clone(), natgrad::lower::Partition::new(p.phases()));
+            let single = natgrad::lower::Partition::single;
+            let (graph, partition) = match product {
+                None => (model.graph, single()),
+                Some(ProductArg::Gradient) => (autodiff::gradient(&model)?.graph, single()),
+                Some(ProductArg::Fisher) => product_of(autodiff::fisher_product(&model)?),
+                Some(ProductArg::GaussNewton) => product_of(autodiff::gauss_newton_product(&model)?),
+                Some(ProductArg::EmpiricalFisher) => product_of(autodiff::empirical_fisher_product(&model)?),
             };
+            if let Some(EmitArg::Ptx) = emit {
+                let plan = natgrad::lower::Plan::build(&graph, &partition, dtype.into(), true)?;
+                let arch = match arch {
+                    ArchArg::Sm80 => natgrad::ptx::Arch::Sm80,
+                    ArchArg::Sm90 => natgrad::ptx::Arch::Sm90,
+                };
+                print!("{}", natgrad::ptx::module(&plan, arch).text);
+                return Ok(());
+            }
             if stats {
                 print!("{}", ir_stats(&graph)?);
                 return Ok(());

@@ -35,6 +35,18 @@ fn ir_accepts_mlp_specs_and_dot() {
     assert_eq!(err.trim(), "error: bad model spec `mlp:4,x:sigmoid`: `x` is not a layer size");
 }
 
+#[test]
+fn ir_emits_the_ptx_of_a_product() {
+    let args = ["ir", "--model", "mlp:3,4,2:tanh,softmax", "--product", "fisher", "--emit", "ptx"];
+    let (ok, ptx, err) = natgrad(&args);
+    assert!(ok, "{err}");
+    assert!(ptx.starts_with(".version 8.0\n.target sm_90\n"), "{ptx}");
+    assert!(ptx.contains(".func (.param .f32 ng_tanh_f32_r) ng_tanh_f32"), "{ptx}");
+    assert!(ptx.matches(".visible .entry").count() >= 3, "{ptx}");
+    let (ok, ptx, _) = natgrad(&[&args[..], &["--arch", "sm_80", "--dtype", "f64"]].concat());
+    assert!(ok && ptx.contains(".target sm_80") && ptx.contains("ld.global.nc.f64"), "{ptx}");
+}
+
 fn scratch(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("natgrad-cli-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
