@@ -10,7 +10,7 @@ use natgrad_ir::{Binary, DType};
 use natgrad_lower::{Access, KExpr, KUnary, KernelSpec};
 
 use crate::math::Function;
-use crate::text::{Lines, compare, constant, float, size};
+use crate::text::{GRID_STRIDE_REGISTERS, Lines, compare, constant, entry_text, float, size};
 
 /// The `.entry` named `name` computing `spec`, and the math functions it calls.
 pub fn entry(name: &str, spec: &KernelSpec) -> (String, Vec<Function>) {
@@ -19,35 +19,18 @@ pub fn entry(name: &str, spec: &KernelSpec) -> (String, Vec<Function>) {
     let buffers = spec.inputs.len() + spec.outputs.len() + spec.column_sums.len();
     let mut lines = Lines::default();
     let mut calls = Vec::new();
-    let pointers: Vec<String> = (0..buffers).map(|_| lines.reg("rd")).collect();
-    for (k, pointer) in pointers.iter().enumerate() {
-        lines.op(format!("ld.param.u64 {pointer}, [{name}_b{k}]"));
-        lines.op(format!("cvta.to.global.u64 {pointer}, {pointer}"));
-    }
-    let [rows, cols, total, index, stride, row, col, scratch] =
-        ["rows", "cols", "total", "index", "stride", "row", "col", "scratch"].map(|n| format!("%{n}"));
-    lines.op(format!("ld.param.u64 {rows}, [{name}_rows]"));
-    lines.op(format!("ld.param.u64 {cols}, [{name}_cols]"));
+    let pointers: Vec<String> = (0..buffers).map(|k| lines.pointer(name, &format!("b{k}"))).collect();
+    let (rows, cols) = (lines.param(name, "rows"), lines.param(name, "cols"));
+    let [total, row, col] = ["%total", "%row", "%col"];
     lines.op(format!("mul.lo.u64 {total}, {rows}, {cols}"));
-    let [block, width, thread, blocks] = ["%r0", "%r1", "%r2", "%r3"];
-    lines.op(format!("mov.u32 {block}, %ctaid.x"));
-    lines.op(format!("mov.u32 {width}, %ntid.x"));
-    lines.op(format!("mov.u32 {thread}, %tid.x"));
-    lines.op(format!("mov.u32 {blocks}, %nctaid.x"));
-    lines.op(format!("mul.wide.u32 {index}, {block}, {width}"));
-    lines.op(format!("cvt.u64.u32 {scratch}, {thread}"));
-    lines.op(format!("add.u64 {index}, {index}, {scratch}"));
-    lines.op(format!("mul.wide.u32 {stride}, {blocks}, {width}"));
-    lines.text.push_str("$LOOP:\n");
-    lines.op(format!("setp.ge.u64 %done, {index}, {total}"));
-    lines.op("@%done bra $DONE");
-    lines.op(format!("div.u64 {row}, {index}, {cols}"));
-    lines.op(format!("mul.lo.u64 {scratch}, {row}, {cols}"));
-    lines.op(format!("sub.u64 {col}, {index}, {scratch}"));
+    lines.grid_stride_begin(total);
+    lines.op(format!("div.u64 {row}, %index, {cols}"));
+    lines.op(format!("mul.lo.u64 %scratch, {row}, {cols}"));
+    lines.op(format!("sub.u64 {col}, %index, %scratch"));
     // Byte offsets by access mode.
     let bytes = size(dtype);
     let [full, by_col, by_row] = ["%full", "%by_col", "%by_row"];
-    lines.op(format!("mul.lo.u64 {full}, {index}, {bytes}"));
+    lines.op(format!("mul.lo.u64 {full}, %index, {bytes}"));
     lines.op(format!("mul.lo.u64 {by_col}, {col}, {bytes}"));
     lines.op(format!("mul.lo.u64 {by_row}, {row}, {bytes}"));
     let address = |lines: &mut Lines, pointer: &str, access: Access| -> String {
@@ -111,27 +94,15 @@ pub fn entry(name: &str, spec: &KernelSpec) -> (String, Vec<Function>) {
         let a = address(&mut lines, &pointers[first_sum + k], Access::Row);
         lines.op(format!("red.global.add.{t} [{a}], {}", values[sum.expr]));
     }
-    lines.op(format!("add.u64 {index}, {index}, {stride}"));
-    lines.op("bra.uni $LOOP");
-    lines.text.push_str("$DONE:\n");
-    lines.op("ret");
-    let parameters: Vec<String> = (0..buffers)
-        .map(|k| format!("\t.param .u64 {name}_b{k}"))
-        .chain([format!("\t.param .u64 {name}_rows"), format!("\t.param .u64 {name}_cols")])
-        .collect();
+    lines.grid_stride_end();
+    let mut params: Vec<String> = (0..buffers).map(|k| format!("b{k}")).collect();
+    params.extend(["rows".to_string(), "cols".to_string()]);
     let mut declarations = lines.declarations(&[("rd", "b64"), ("f", t), ("p", "pred")]);
-    declarations.push_str("\t.reg .b32 %r<4>;\n\t.reg .pred %done;\n");
-    for n in ["rows", "cols", "total", "index", "stride", "row", "col", "scratch", "full", "by_col", "by_row"]
-    {
+    declarations.push_str(GRID_STRIDE_REGISTERS);
+    for n in ["total", "row", "col", "full", "by_col", "by_row"] {
         declarations.push_str(&format!("\t.reg .u64 %{n};\n"));
     }
-    calls.dedup();
-    let text = format!(
-        ".visible .entry {name}(\n{}\n)\n{{\n{declarations}{}}}\n",
-        parameters.join(",\n"),
-        lines.text
-    );
-    (text, calls)
+    (entry_text(name, &params, &declarations, &lines.text), calls)
 }
 
 /// `d = function(x)` through the routine's `.func`.

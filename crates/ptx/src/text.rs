@@ -65,3 +65,54 @@ impl Lines {
         out
     }
 }
+
+/// The grid-stride loop every kernel runs: `%index` walks `0..total` (a `.u64` register)
+/// by `%stride`; [`Lines::grid_stride_end`] closes it. Declares its own registers via
+/// [`GRID_STRIDE_REGISTERS`].
+pub(crate) const GRID_STRIDE_REGISTERS: &str =
+    "\t.reg .b32 %r<4>;\n\t.reg .pred %done;\n\t.reg .u64 %index;\n\t.reg .u64 %stride;\n\t.reg .u64 %scratch;\n";
+
+impl Lines {
+    /// Opens the grid-stride loop over `0..total`.
+    pub(crate) fn grid_stride_begin(&mut self, total: &str) {
+        self.op("mov.u32 %r0, %ctaid.x");
+        self.op("mov.u32 %r1, %ntid.x");
+        self.op("mov.u32 %r2, %tid.x");
+        self.op("mov.u32 %r3, %nctaid.x");
+        self.op("mul.wide.u32 %index, %r0, %r1");
+        self.op("cvt.u64.u32 %scratch, %r2");
+        self.op("add.u64 %index, %index, %scratch");
+        self.op("mul.wide.u32 %stride, %r3, %r1");
+        self.text.push_str("$LOOP:\n");
+        self.op(format!("setp.ge.u64 %done, %index, {total}"));
+        self.op("@%done bra $DONE");
+    }
+
+    /// Closes the loop and returns.
+    pub(crate) fn grid_stride_end(&mut self) {
+        self.op("add.u64 %index, %index, %stride");
+        self.op("bra.uni $LOOP");
+        self.text.push_str("$DONE:\n");
+        self.op("ret");
+    }
+
+    /// Loads `.u64` parameter `{entry}_{param}` into a fresh `%rd` register.
+    pub(crate) fn param(&mut self, entry: &str, param: &str) -> String {
+        let r = self.reg("rd");
+        self.op(format!("ld.param.u64 {r}, [{entry}_{param}]"));
+        r
+    }
+
+    /// Loads pointer parameter `{entry}_{param}` as a global address.
+    pub(crate) fn pointer(&mut self, entry: &str, param: &str) -> String {
+        let r = self.param(entry, param);
+        self.op(format!("cvta.to.global.u64 {r}, {r}"));
+        r
+    }
+}
+
+/// An `.entry` from its `.u64` parameter names, register declarations and body.
+pub(crate) fn entry_text(name: &str, params: &[String], declarations: &str, body: &str) -> String {
+    let params: Vec<String> = params.iter().map(|p| format!("\t.param .u64 {name}_{p}")).collect();
+    format!(".visible .entry {name}(\n{}\n)\n{{\n{declarations}{body}}}\n", params.join(",\n"))
+}
