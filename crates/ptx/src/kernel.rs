@@ -106,7 +106,14 @@ pub fn entry(name: &str, spec: &KernelSpec) -> (String, Vec<Function>) {
 }
 
 /// `d = function(x)` through the routine's `.func`.
-fn call(lines: &mut Lines, calls: &mut Vec<Function>, function: Function, dtype: DType, d: &str, x: &str) {
+pub(crate) fn call(
+    lines: &mut Lines,
+    calls: &mut Vec<Function>,
+    function: Function,
+    dtype: DType,
+    d: &str,
+    x: &str,
+) {
     let t = float(dtype);
     let symbol = function.symbol(dtype);
     if !calls.contains(&function) {
@@ -123,7 +130,7 @@ fn call(lines: &mut Lines, calls: &mut Vec<Function>, function: Function, dtype:
 
 /// NaN-propagating maximum: `max.NaN` for f32; for f64 (no `.NaN` form) the sum, which is
 /// NaN exactly when a side is, replaces the maximum when a side is NaN.
-fn maximum(lines: &mut Lines, dtype: DType, d: &str, x: &str, y: &str) {
+pub(crate) fn maximum(lines: &mut Lines, dtype: DType, d: &str, x: &str, y: &str) {
     match dtype {
         DType::F32 => lines.op(format!("max.NaN.f32 {d}, {x}, {y}")),
         DType::F64 => {

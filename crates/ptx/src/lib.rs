@@ -7,13 +7,15 @@
 //! | [`kernel`] | a `KernelSpec` as a grid-stride `.entry` (column sums by `red.global.add`) |
 //! | [`math`] | exp, log, log1p, tanh, pow as straight-line routines, evaluated on the host for accuracy tests |
 //! | [`func`] | a routine as a PTX `.func` |
+//! | [`host`] | the plan's other steps: softmax rows, strided gathers (transposes, broadcasts), reductions |
 //!
-//! Not emitted yet: the plan's host steps (softmax rows, transposes, materialised
-//! broadcasts, the reductions not fused into kernels); GEMMs go to cuBLAS.
+//! GEMMs are not emitted: they go to cuBLAS. Constants and the batch size are written by
+//! the runtime when it allocates a batch size's buffers.
 
 #![warn(missing_docs)]
 
 pub mod func;
+pub mod host;
 pub mod kernel;
 pub mod math;
 mod text;
@@ -45,7 +47,8 @@ impl Arch {
 pub struct Module {
     /// The module text.
     pub text: String,
-    /// `(unit index, entry name)` for every fused kernel of the plan.
+    /// `(unit index, entry name)` for every unit that runs as a kernel (all but GEMMs,
+    /// constants and the batch size).
     pub kernels: Vec<(usize, String)>,
 }
 
@@ -53,25 +56,37 @@ pub struct Module {
 /// CUDA 12 driver.
 pub const PTX_VERSION: &str = "8.0";
 
-/// Every fused kernel of `plan` in one module, with the math functions they call.
+/// Every kernel of `plan` (fused kernels and the other steps but GEMMs) in one module, with
+/// the math functions they call.
 pub fn module(plan: &Plan, arch: Arch) -> Module {
     let mut entries = String::new();
     let mut functions: Vec<(String, String)> = Vec::new();
     let mut kernels = Vec::new();
     for (u, unit) in plan.units.iter().enumerate() {
-        if let Work::Kernel { spec, .. } = &unit.work {
-            let name = format!("k{u}");
-            let (text, calls) = kernel::entry(&name, spec);
-            for function in calls {
-                let symbol = function.symbol(spec.dtype);
-                if !functions.iter().any(|(s, _)| *s == symbol) {
-                    functions.push((symbol, func::func(function, spec.dtype)));
-                }
+        let name = format!("k{u}");
+        let dtype = plan.dtype;
+        let (text, calls) = match &unit.work {
+            Work::Kernel { spec, .. } => kernel::entry(&name, spec),
+            Work::Softmax { log, .. } => host::softmax(&name, dtype, *log),
+            Work::Transpose { .. } | Work::Broadcast { .. } => {
+                let rank = plan.graph.shape(unit.outputs[0]).0.len();
+                (host::gather(&name, dtype, rank), Vec::new())
             }
-            entries.push_str(&text);
-            entries.push('\n');
-            kernels.push((u, name));
+            Work::Reduce { x, kind, axes } => {
+                let rank = plan.graph.shape(*x).0.len();
+                (host::reduce(&name, dtype, *kind, rank - axes.len(), axes.len()), Vec::new())
+            }
+            Work::MatMul { .. } | Work::Constant { .. } | Work::BatchSize => continue,
+        };
+        for function in calls {
+            let symbol = function.symbol(dtype);
+            if !functions.iter().any(|(s, _)| *s == symbol) {
+                functions.push((symbol, func::func(function, dtype)));
+            }
         }
+        entries.push_str(&text);
+        entries.push('\n');
+        kernels.push((u, name));
     }
     let mut text = format!(".version {PTX_VERSION}\n.target {}\n.address_size 64\n\n", arch.target());
     for (_, body) in &functions {

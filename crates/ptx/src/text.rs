@@ -69,8 +69,7 @@ impl Lines {
 /// The grid-stride loop every kernel runs: `%index` walks `0..total` (a `.u64` register)
 /// by `%stride`; [`Lines::grid_stride_end`] closes it. Declares its own registers via
 /// [`GRID_STRIDE_REGISTERS`].
-pub(crate) const GRID_STRIDE_REGISTERS: &str =
-    "\t.reg .b32 %r<4>;\n\t.reg .pred %done;\n\t.reg .u64 %index;\n\t.reg .u64 %stride;\n\t.reg .u64 %scratch;\n";
+pub(crate) const GRID_STRIDE_REGISTERS: &str = "\t.reg .b32 %r<4>;\n\t.reg .pred %done;\n\t.reg .u64 %index;\n\t.reg .u64 %stride;\n\t.reg .u64 %scratch;\n";
 
 impl Lines {
     /// Opens the grid-stride loop over `0..total`.

@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use natgrad_ir::{DType, Graph, Scalar};
+use natgrad_ir::nn::{self, Activation};
+use natgrad_ir::{Builder, DType, Graph, Scalar, Shape};
 use natgrad_lower::{Partition, Plan};
 use natgrad_ptx::{Arch, module};
 
@@ -25,20 +26,35 @@ fn ptxas() -> Option<PathBuf> {
     from_venv.or_else(|| Command::new("ptxas").arg("--version").output().ok().map(|_| PathBuf::from("ptxas")))
 }
 
-fn plans<T: Scalar>() -> Vec<(&'static str, Plan)> {
-    let mut model = natgrad_ir::nn::curves_autoencoder();
+/// The Fisher product, gradient and loss of the Curves autoencoder and of a softmax MLP
+/// (softmax rows, log-softmax), and a graph of the remaining host steps (transposes,
+/// materialised broadcasts, max and mean reductions over inner and outer axes).
+fn plans<T: Scalar>() -> Vec<(String, Plan)> {
+    let mut curves = natgrad_ir::nn::curves_autoencoder();
     if T::DTYPE == DType::F64 {
         let sizes = [784, 400, 200, 100, 50, 25, 6];
-        model = natgrad_ir::nn::autoencoder(&sizes, DType::F64).unwrap();
+        curves = natgrad_ir::nn::autoencoder(&sizes, DType::F64).unwrap();
     }
-    let product = natgrad_autodiff::fisher_product(&model).unwrap();
-    let gradient = natgrad_autodiff::gradient(&model).unwrap().graph;
+    let mlp = nn::mlp(&[20, 16, 10], &[Activation::Tanh, Activation::Softmax], T::DTYPE).unwrap();
     let plan = |graph: &Graph, partition: &Partition| Plan::build(graph, partition, T::DTYPE, true).unwrap();
-    vec![
-        ("fisher", plan(&product.graph, &Partition::new(product.phases()))),
-        ("gradient", plan(&gradient, &Partition::single())),
-        ("loss", plan(&model.graph, &Partition::single())),
-    ]
+    let mut out = Vec::new();
+    for (label, model) in [("curves", &curves), ("mlp", &mlp)] {
+        let product = natgrad_autodiff::fisher_product(model).unwrap();
+        let gradient = natgrad_autodiff::gradient(model).unwrap().graph;
+        out.push((format!("{label}_fisher"), plan(&product.graph, &Partition::new(product.phases()))));
+        out.push((format!("{label}_gradient"), plan(&gradient, &Partition::single())));
+        out.push((format!("{label}_loss"), plan(&model.graph, &Partition::single())));
+    }
+    let b = Builder::new(T::DTYPE);
+    let x = b.input("x", Shape::batched(&[3, 5]));
+    let v = b.input("v", Shape::fixed(&[5]));
+    let transposed = x.transpose(&[2, 0, 1]);
+    let spread = v.broadcast_to(Shape::batched(&[3, 5]));
+    let graph = b
+        .finish(&[&transposed, &spread, &x.max(&[1], false), &x.mean(&[0, 2], true), &x.softmax(1)])
+        .unwrap();
+    out.push(("host_steps".to_string(), plan(&graph, &Partition::single())));
+    out
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The PTX of representative kernels, pinned: a sigmoid layer's forward kernel, a bias
-//! gradient's column sum, a small MLP's Fisher product (tangent and backward kernels), and
-//! the f32 exp routine. `ptxas` checks the whole Curves modules (tests/ptxas.rs).
+//! gradient's column sum, a small MLP's Fisher product (tangent and backward kernels),
+//! softmax rows, and the f32 exp routine. `ptxas` checks the whole Curves modules (tests/ptxas.rs).
 
 use natgrad_ir::nn::{self, Activation};
 use natgrad_ir::{Builder, DType, Graph, Shape};
@@ -43,6 +43,14 @@ fn fisher_product_of_a_small_mlp_f32() {
     let model = nn::mlp(&[3, 4, 2], &[Activation::Tanh, Activation::Softmax], DType::F32).unwrap();
     let product = natgrad_autodiff::fisher_product(&model).unwrap();
     snapshot("ptx_fisher_mlp_f32", &ptx(&product.graph, &Partition::new(product.phases()), DType::F32));
+}
+
+#[test]
+fn softmax_rows_f32() {
+    let b = Builder::new(DType::F32);
+    let x = b.input("x", Shape::batched(&[4]));
+    let graph = b.finish(&[&x.softmax(1)]).unwrap();
+    snapshot("ptx_softmax_rows_f32", &ptx(&graph, &Partition::single(), DType::F32));
 }
 
 #[test]
