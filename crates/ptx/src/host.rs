@@ -191,3 +191,32 @@ pub fn softmax(name: &str, dtype: DType, log: bool) -> (String, Vec<Function>) {
     let params: Vec<String> = ["x", "out", "outer", "n", "inner"].map(String::from).to_vec();
     (entry_text(name, &params, &declarations(&lines, dtype), &lines.text), calls)
 }
+
+/// `x[i] ← x[i] · scale` for `i < n` (`scale` as float bits): a mean's division after a
+/// fused column sum.
+pub fn scale(name: &str, dtype: DType) -> String {
+    let t = float(dtype);
+    let mut lines = Lines::default();
+    let x = lines.pointer(name, "x");
+    let n = lines.param(name, "n");
+    let bits = lines.param(name, "scale");
+    let factor = lines.reg("f");
+    match dtype {
+        DType::F32 => {
+            let low = lines.reg("lo");
+            lines.op(format!("cvt.u32.u64 {low}, {bits}"));
+            lines.op(format!("mov.b32 {factor}, {low}"));
+        }
+        DType::F64 => lines.op(format!("mov.b64 {factor}, {bits}")),
+    }
+    lines.grid_stride_begin(&n);
+    let (address, value) = (lines.reg("rd"), lines.reg("f"));
+    lines.op(format!("mad.lo.u64 {address}, %index, {}, {x}", size(dtype)));
+    lines.op(format!("ld.global.{t} {value}, [{address}]"));
+    lines.op(format!("mul.rn.{t} {value}, {value}, {factor}"));
+    lines.op(format!("st.global.{t} [{address}], {value}"));
+    lines.grid_stride_end();
+    let mut d = declarations(&lines, dtype);
+    d.push_str(&lines.declarations(&[("lo", "b32")]));
+    entry_text(name, &["x".to_string(), "n".to_string(), "scale".to_string()], &d, &lines.text)
+}

@@ -50,6 +50,9 @@ pub struct Module {
     /// `(unit index, entry name)` for every unit that runs as a kernel (all but GEMMs,
     /// constants and the batch size).
     pub kernels: Vec<(usize, String)>,
+    /// The entry scaling a buffer in place ([`host::scale`]), present when a kernel has a
+    /// mean among its column sums.
+    pub scale: Option<String>,
 }
 
 /// The PTX version emitted: new enough for `max.NaN` and sm_90, old enough for every
@@ -88,11 +91,20 @@ pub fn module(plan: &Plan, arch: Arch) -> Module {
         entries.push('\n');
         kernels.push((u, name));
     }
+    let means = plan.units.iter().any(|u| match &u.work {
+        Work::Kernel { spec, .. } => spec.column_sums.iter().any(|s| s.mean),
+        _ => false,
+    });
+    let scale = means.then(|| "ng_scale".to_string());
+    if let Some(name) = &scale {
+        entries.push_str(&host::scale(name, plan.dtype));
+        entries.push('\n');
+    }
     let mut text = format!(".version {PTX_VERSION}\n.target {}\n.address_size 64\n\n", arch.target());
     for (_, body) in &functions {
         text.push_str(body);
         text.push('\n');
     }
     text.push_str(&entries);
-    Module { text, kernels }
+    Module { text, kernels, scale }
 }

@@ -51,7 +51,14 @@ fn plans<T: Scalar>() -> Vec<(String, Plan)> {
     let transposed = x.transpose(&[2, 0, 1]);
     let spread = v.broadcast_to(Shape::batched(&[3, 5]));
     let graph = b
-        .finish(&[&transposed, &spread, &x.max(&[1], false), &x.mean(&[0, 2], true), &x.softmax(1)])
+        .finish(&[
+            &transposed,
+            &spread,
+            &x.max(&[1], false),
+            &x.mean(&[0, 2], true),
+            &x.softmax(1),
+            &x.exp().mean(&[0, 1], false),
+        ])
         .unwrap();
     out.push(("host_steps".to_string(), plan(&graph, &Partition::single())));
     out
