@@ -91,9 +91,12 @@ pub fn compile_cache() -> &'static Mutex<CompileCache> {
 fn backend<T: Scalar>(device: Device) -> Result<Box<dyn Backend<T>>, Error> {
     match device {
         Device::Cpu => Ok(Box::new(natgrad_cpu::Cpu)),
+        #[cfg(feature = "cuda")]
+        Device::Cuda(ordinal) => Ok(Box::new(natgrad_cuda::Cuda { ordinal })),
+        #[cfg(not(feature = "cuda"))]
         Device::Cuda(_) => Err(natgrad_lower::Error::Device {
             device: device.to_string(),
-            why: "this build has no CUDA backend".into(),
+            why: "this build has no CUDA backend (build with --features cuda)".into(),
         }
         .into()),
     }

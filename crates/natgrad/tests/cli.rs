@@ -214,7 +214,10 @@ fn generated_curves_export_to_npy_and_read_back_with_data() {
 #[test]
 fn bench_curves_rejects_bad_settings_with_a_message() {
     let cases: [(&[&str], &str); 6] = [
-        (&["--device", "cuda:1"], "device cuda:1: this build has no CUDA backend"),
+        (
+            &["--device", "cuda:1"],
+            "device cuda:1: this build has no CUDA backend (build with --features cuda)",
+        ),
         (&["--device", "tpu"], "unknown device 'tpu': expected cpu, cuda or cuda:N"),
         (&["--damping=-1"], "--damping must be a positive number, got -1"),
         (&["--eval-every", "0"], "--eval-every must be at least 1"),

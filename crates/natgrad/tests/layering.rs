@@ -25,17 +25,20 @@ fn sources(dir: &Path) -> Vec<(PathBuf, String)> {
 #[test]
 fn only_the_device_match_names_a_backend_type() {
     let mut uses = Vec::new();
-    for krate in ["natgrad/src", "natgrad/tests", "optim/src", "autodiff/src", "lower/src", "rewrite/src"] {
+    for krate in
+        ["natgrad/src", "natgrad/tests", "optim/src", "autodiff/src", "lower/src", "rewrite/src", "ptx/src"]
+    {
         for (path, text) in sources(&crates_dir().join(krate)) {
             for (i, line) in text.lines().enumerate() {
-                if line.contains(concat!("natgrad", "_cpu")) {
+                if line.contains(concat!("natgrad", "_cpu")) || line.contains(concat!("natgrad", "_cuda")) {
                     uses.push(format!("{}:{}: {}", path.display(), i + 1, line.trim()));
                 }
             }
         }
     }
-    assert_eq!(uses.len(), 1, "backend types named outside the Device match:\n{}", uses.join("\n"));
+    assert_eq!(uses.len(), 2, "backend types named outside the Device match:\n{}", uses.join("\n"));
     assert!(uses[0].contains("compile.rs") && uses[0].contains("Device::Cpu =>"), "{}", uses[0]);
+    assert!(uses[1].contains("compile.rs") && uses[1].contains("Device::Cuda(ordinal) =>"), "{}", uses[1]);
 }
 
 #[test]

@@ -1,0 +1,439 @@
+//! Programs (a plan's PTX module loaded, one cuBLAS handle) and sessions (device buffers
+//! for one batch size, kernel launches phase by phase).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cudarc::cublas::{CudaBlas, sys as blas};
+use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, DevicePtr, LaunchConfig, PushKernelArg};
+use cudarc::nvrtc::Ptx;
+use natgrad_ir::{DType, NodeId, Scalar, Shape};
+use natgrad_lower::{
+    Backend, BoundInputs, CompileOptions, Error, Executable, KernelSpec, MemoryPlan, Phase, Plan, Profile,
+    Work,
+};
+
+use crate::device::{open, runtime};
+
+/// Threads per block of every launch (kernels are grid-stride loops).
+const BLOCK: u32 = 256;
+
+/// The CUDA backend for GPU `ordinal`.
+#[derive(Clone, Copy, Debug)]
+pub struct Cuda {
+    /// The device ordinal.
+    pub ordinal: usize,
+}
+
+impl<T: Scalar> Backend<T> for Cuda {
+    fn name(&self) -> &'static str {
+        "cuda"
+    }
+
+    fn compile(&self, plan: Arc<Plan>, _options: &CompileOptions) -> Result<Arc<dyn Executable<T>>, Error> {
+        Ok(Arc::new(Program::<T>::new(plan, self.ordinal)?))
+    }
+}
+
+/// A plan loaded on a GPU.
+pub struct Program<T: Scalar> {
+    plan: Arc<Plan>,
+    stream: Arc<CudaStream>,
+    /// The kernel of each unit that runs as one.
+    functions: Vec<Option<CudaFunction>>,
+    scale: Option<CudaFunction>,
+    /// cuBLAS handles are not `Sync`; GEMMs of sessions on several threads take turns.
+    blas: Mutex<CudaBlas>,
+    load: Duration,
+    _marker: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: Scalar> Program<T> {
+    /// Emits the plan's PTX for the device's architecture and loads it.
+    pub fn new(plan: Arc<Plan>, ordinal: usize) -> Result<Program<T>, Error> {
+        if plan.dtype != T::DTYPE {
+            return Err(Error::Lowering(format!(
+                "the plan computes in {} but {} was asked for",
+                plan.dtype,
+                T::DTYPE
+            )));
+        }
+        let start = Instant::now();
+        let (context, arch) = open(ordinal)?;
+        // One stream per program: ordering is the stream's, cudarc's event tracking is not
+        // needed.
+        // SAFETY: called before any allocation or launch on this context by this program.
+        unsafe { context.disable_event_tracking() };
+        let stream = context.default_stream();
+        let module = natgrad_ptx::module(&plan, arch);
+        let loaded = context
+            .load_module(Ptx::from_src(module.text))
+            .map_err(|e| runtime("loading the PTX module", e))?;
+        let mut functions = vec![None; plan.units.len()];
+        for (unit, name) in &module.kernels {
+            functions[*unit] = Some(loaded.load_function(name).map_err(|e| runtime(name, e))?);
+        }
+        let scale = module
+            .scale
+            .map(|name| loaded.load_function(&name).map_err(|e| runtime(&name, e)))
+            .transpose()?;
+        let blas = CudaBlas::new(Arc::clone(&stream)).map_err(|e| runtime("cuBLAS", e))?;
+        Ok(Program {
+            plan,
+            stream,
+            functions,
+            scale,
+            blas: Mutex::new(blas),
+            load: start.elapsed(),
+            _marker: std::marker::PhantomData,
+        })
+    }
+
+    /// Device buffers for batch size `batch`, constants written.
+    pub fn open_session(self: &Arc<Self>, batch: usize) -> Result<Session<T>, Error> {
+        let memory = MemoryPlan::new(&self.plan, batch);
+        let bytes = std::mem::size_of::<T>();
+        let buffers = memory
+            .sizes
+            .iter()
+            .map(|&n| {
+                self.stream.alloc_zeros::<u8>(n * bytes).map_err(|e| runtime("allocating device memory", e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let pointers = buffers.iter().map(|b| b.device_ptr(&self.stream).0).collect();
+        let mut session = Session {
+            program: Arc::clone(self),
+            batch,
+            peak_bytes: memory.total_elements() * bytes,
+            buffers,
+            pointers,
+            buffer_of: memory.buffer_of,
+            inputs: BoundInputs::new(&self.plan, batch),
+            profile: None,
+        };
+        for (u, unit) in self.plan.units.iter().enumerate() {
+            if unit.phase == Phase::Setup {
+                session.execute(u)?;
+            }
+        }
+        Ok(session)
+    }
+}
+
+impl<T: Scalar> Executable<T> for Program<T> {
+    fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    fn codegen_time(&self) -> Duration {
+        self.load
+    }
+
+    fn session(self: Arc<Self>, batch: usize) -> Result<Box<dyn natgrad_lower::Session<T>>, Error> {
+        Ok(Box::new(self.open_session(batch)?))
+    }
+}
+
+/// The bytes of a slice of f32 or f64.
+fn bytes_of<T: Scalar>(values: &[T]) -> &[u8] {
+    // SAFETY: `Scalar` is sealed to f32 and f64, plain data without padding.
+    unsafe { std::slice::from_raw_parts(values.as_ptr().cast(), std::mem::size_of_val(values)) }
+}
+
+/// The bytes of a mutable slice of f32 or f64.
+fn bytes_of_mut<T: Scalar>(values: &mut [T]) -> &mut [u8] {
+    // SAFETY: as above; every bit pattern is a valid f32 / f64.
+    unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast(), std::mem::size_of_val(values)) }
+}
+
+/// Row-major strides of `dims`.
+fn strides(dims: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; dims.len()];
+    for i in (0..dims.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * dims[i + 1];
+    }
+    s
+}
+
+/// The bits of `value` in `dtype`, as the PTX kernels read float parameters.
+fn float_bits(dtype: DType, value: f64) -> u64 {
+    match dtype {
+        DType::F32 => u64::from((value as f32).to_bits()),
+        DType::F64 => value.to_bits(),
+    }
+}
+
+/// One batch size's device buffers of a [`Program`].
+pub struct Session<T: Scalar> {
+    program: Arc<Program<T>>,
+    batch: usize,
+    buffers: Vec<CudaSlice<u8>>,
+    /// Device address of each buffer (the kernels' pointer parameters).
+    pointers: Vec<u64>,
+    buffer_of: HashMap<NodeId, usize>,
+    inputs: BoundInputs,
+    peak_bytes: usize,
+    profile: Option<Profile>,
+}
+
+impl<T: Scalar> Session<T> {
+    fn plan(&self) -> &Plan {
+        &self.program.plan
+    }
+
+    fn dims(&self, n: NodeId) -> Vec<usize> {
+        self.plan().graph.shape(n).resolve(self.batch)
+    }
+
+    fn pointer(&self, n: NodeId) -> u64 {
+        self.pointers[self.buffer_of[&n]]
+    }
+
+    /// Launches `function` over `total` elements with `u64` parameters `args`.
+    fn launch(&self, function: &CudaFunction, total: usize, args: &[u64]) -> Result<(), Error> {
+        if total == 0 {
+            return Ok(());
+        }
+        let blocks = total.div_ceil(BLOCK as usize).min(1 << 20) as u32;
+        let config = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 };
+        let mut launch = self.program.stream.launch_builder(function);
+        for arg in args {
+            launch.arg(arg);
+        }
+        // SAFETY: the parameters are the entry's contract (natgrad-ptx documents each kind):
+        // device addresses of buffers sized by the memory plan for this batch, then sizes.
+        unsafe { launch.launch(config) }.map_err(|e| runtime("kernel launch", e))?;
+        Ok(())
+    }
+
+    fn function(&self, u: usize) -> &CudaFunction {
+        self.program.functions[u].as_ref().expect("the module has an entry for every kernel unit")
+    }
+
+    fn write(&mut self, node: NodeId, values: &[T]) -> Result<(), Error> {
+        let b = self.buffer_of[&node];
+        let bytes = bytes_of(values);
+        let mut view = self.buffers[b].slice_mut(..bytes.len());
+        self.program.stream.memcpy_htod(bytes, &mut view).map_err(|e| runtime("copy to the device", e))
+    }
+
+    fn execute(&mut self, u: usize) -> Result<(), Error> {
+        let program = Arc::clone(&self.program);
+        let unit = &program.plan.units[u];
+        let out = unit.outputs[0];
+        let dtype = program.plan.dtype;
+        match &unit.work {
+            Work::Kernel { spec, shape, args } => self.kernel(u, spec, shape, args),
+            Work::MatMul { a, b, ta, tb } => self.matmul(*a, *b, *ta, *tb, out),
+            Work::Softmax { x, axis, .. } => {
+                let dims = self.dims(*x);
+                let (outer, n, inner): (usize, usize, usize) =
+                    (dims[..*axis].iter().product(), dims[*axis], dims[axis + 1..].iter().product());
+                let args = [self.pointer(*x), self.pointer(out), outer as u64, n as u64, inner as u64];
+                self.launch(self.function(u), outer * inner, &args)
+            }
+            Work::Transpose { x, perm } => {
+                let source = strides(&self.dims(*x));
+                let out_dims = self.dims(out);
+                let sources: Vec<usize> = perm.iter().map(|&p| source[p]).collect();
+                self.gather(u, *x, out, &out_dims, &sources)
+            }
+            Work::Broadcast { x } => {
+                let (x_dims, out_dims) = (self.dims(*x), self.dims(out));
+                let source = strides(&x_dims);
+                let offset = out_dims.len() - x_dims.len();
+                let sources: Vec<usize> = (0..out_dims.len())
+                    .map(|i| if i < offset || x_dims[i - offset] == 1 { 0 } else { source[i - offset] })
+                    .collect();
+                self.gather(u, *x, out, &out_dims, &sources)
+            }
+            Work::Reduce { x, kind, axes } => {
+                let dims = self.dims(*x);
+                let source = strides(&dims);
+                let kept: Vec<usize> = (0..dims.len()).filter(|a| !axes.contains(a)).collect();
+                let kept_dims: Vec<usize> = kept.iter().map(|&a| dims[a]).collect();
+                let reduced_dims: Vec<usize> = axes.iter().map(|&a| dims[a]).collect();
+                let (total, count) =
+                    (kept_dims.iter().product::<usize>(), reduced_dims.iter().product::<usize>());
+                let scale = if *kind == natgrad_ir::Reduce::Mean { 1.0 / count as f64 } else { 1.0 };
+                let mut args = vec![self.pointer(*x), self.pointer(out), total as u64, count as u64];
+                for (axis, (d, s)) in kept.iter().zip(kept_dims.iter().zip(strides(&kept_dims))) {
+                    args.extend([*d as u64, s as u64, source[*axis] as u64]);
+                }
+                for (axis, (d, s)) in axes.iter().zip(reduced_dims.iter().zip(strides(&reduced_dims))) {
+                    args.extend([*d as u64, s as u64, source[*axis] as u64]);
+                }
+                args.push(float_bits(dtype, scale));
+                self.launch(self.function(u), total, &args)
+            }
+            Work::Constant { values } => {
+                let len = self.plan().elements(out, self.batch).max(1);
+                let data: Vec<T> = values.iter().cycle().take(len).map(|&v| T::from_f64(v)).collect();
+                self.write(out, &data)
+            }
+            Work::BatchSize => self.write(out, &[T::from_f64(self.batch as f64)]),
+        }
+    }
+
+    fn gather(
+        &self,
+        u: usize,
+        x: NodeId,
+        out: NodeId,
+        out_dims: &[usize],
+        sources: &[usize],
+    ) -> Result<(), Error> {
+        let total: usize = out_dims.iter().product();
+        let mut args = vec![self.pointer(x), self.pointer(out), total as u64];
+        for ((d, s), source) in out_dims.iter().zip(strides(out_dims)).zip(sources) {
+            args.extend([*d as u64, s as u64, *source as u64]);
+        }
+        self.launch(self.function(u), total, &args)
+    }
+
+    fn kernel(&mut self, u: usize, spec: &KernelSpec, shape: &Shape, args: &[NodeId]) -> Result<(), Error> {
+        let dims = shape.resolve(self.batch);
+        let cols = dims.last().copied().unwrap_or(1);
+        let total: usize = dims.iter().product();
+        let rows = total.checked_div(cols).unwrap_or(0);
+        let sums = &args[args.len() - spec.column_sums.len()..];
+        // Column sums accumulate with atomics into zeroed buffers.
+        for &s in sums {
+            let b = self.buffer_of[&s];
+            let mut view = self.buffers[b].slice_mut(..cols * std::mem::size_of::<T>());
+            self.program.stream.memset_zeros(&mut view).map_err(|e| runtime("zeroing a column sum", e))?;
+        }
+        let mut params: Vec<u64> = args.iter().map(|&a| self.pointer(a)).collect();
+        params.extend([rows as u64, cols as u64]);
+        self.launch(self.function(u), total, &params)?;
+        for (sum, &node) in spec.column_sums.iter().zip(sums) {
+            if sum.mean {
+                let scale =
+                    self.program.scale.as_ref().expect("the module has a scale entry when a mean is fused");
+                let args = [self.pointer(node), cols as u64, float_bits(spec.dtype, 1.0 / rows as f64)];
+                self.launch(scale, cols, &args)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Row-major `out = op(a)·op(b)` as the column-major `outᵀ = op(b)ᵀ·op(a)ᵀ` cuBLAS
+    /// computes, transposes as operation flags.
+    fn matmul(&self, a: NodeId, b: NodeId, ta: bool, tb: bool, out: NodeId) -> Result<(), Error> {
+        let (ad, bd) = (self.dims(a), self.dims(b));
+        let (m, k) = if ta { (ad[1], ad[0]) } else { (ad[0], ad[1]) };
+        let n = if tb { bd[0] } else { bd[1] };
+        if m == 0 || n == 0 {
+            return Ok(());
+        }
+        let op = |t: bool| {
+            if t { blas::cublasOperation_t::CUBLAS_OP_T } else { blas::cublasOperation_t::CUBLAS_OP_N }
+        };
+        let int = |v: usize| i32::try_from(v).map_err(|_| runtime("GEMM extent", format!("{v} exceeds i32")));
+        let (m, n, k, lda, ldb) = (int(m)?, int(n)?, int(k.max(1))?, int(ad[1])?, int(bd[1])?);
+        let (pa, pb, pc) = (self.pointer(a), self.pointer(b), self.pointer(out));
+        let blas = self.program.blas.lock().unwrap_or_else(|p| p.into_inner());
+        let handle = *blas.handle();
+        // SAFETY: the pointers are device buffers sized by the memory plan for these
+        // extents; the handle's stream is the program's.
+        let status = unsafe {
+            match T::DTYPE {
+                DType::F32 => {
+                    let (alpha, beta) = (1.0f32, 0.0f32);
+                    cudarc::cublas::result::sgemm(
+                        handle,
+                        op(tb),
+                        op(ta),
+                        n,
+                        m,
+                        k,
+                        &alpha,
+                        pb as *const f32,
+                        ldb,
+                        pa as *const f32,
+                        lda,
+                        &beta,
+                        pc as *mut f32,
+                        n,
+                    )
+                }
+                DType::F64 => {
+                    let (alpha, beta) = (1.0f64, 0.0f64);
+                    cudarc::cublas::result::dgemm(
+                        handle,
+                        op(tb),
+                        op(ta),
+                        n,
+                        m,
+                        k,
+                        &alpha,
+                        pb as *const f64,
+                        ldb,
+                        pa as *const f64,
+                        lda,
+                        &beta,
+                        pc as *mut f64,
+                        n,
+                    )
+                }
+            }
+        };
+        status.map_err(|e| runtime("cuBLAS GEMM", e))
+    }
+}
+
+impl<T: Scalar> natgrad_lower::Session<T> for Session<T> {
+    fn batch(&self) -> usize {
+        self.batch
+    }
+
+    fn peak_bytes(&self) -> usize {
+        self.peak_bytes
+    }
+
+    fn set(&mut self, name: &str, data: &[T]) -> Result<(), Error> {
+        let program = Arc::clone(&self.program);
+        if let Some(node) = self.inputs.set(&program.plan, name, data.len())?
+            && self.buffer_of.contains_key(&node)
+        {
+            self.write(node, data)?;
+        }
+        Ok(())
+    }
+
+    fn run(&mut self, phase: usize) -> Result<(), Error> {
+        let program = Arc::clone(&self.program);
+        self.inputs.ready(&program.plan, phase)?;
+        for (u, unit) in program.plan.units.iter().enumerate() {
+            if unit.phase == Phase::Run(phase) {
+                let start = self.profile.is_some().then(Instant::now);
+                self.execute(u)?;
+                if let (Some(profile), Some(start)) = (&mut self.profile, start) {
+                    program.stream.synchronize().map_err(|e| runtime("synchronize", e))?;
+                    let entry = profile.entry(unit.work.kind()).or_default();
+                    entry.0 += 1;
+                    entry.1 += start.elapsed();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn read(&self, index: usize, out: &mut [T]) -> Result<(), Error> {
+        let node = self.inputs.output(self.plan(), index, out.len())?;
+        let b = self.buffer_of[&node];
+        let bytes = bytes_of_mut(out);
+        let view = self.buffers[b].slice(..bytes.len());
+        self.program.stream.memcpy_dtoh(&view, bytes).map_err(|e| runtime("copy from the device", e))?;
+        self.program.stream.synchronize().map_err(|e| runtime("synchronize", e))
+    }
+
+    fn set_profiling(&mut self, on: bool) {
+        self.profile = on.then(Profile::new);
+    }
+
+    fn profile(&self) -> Option<&Profile> {
+        self.profile.as_ref()
+    }
+}
