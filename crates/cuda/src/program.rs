@@ -417,7 +417,9 @@ impl<T: Scalar> natgrad_lower::Session<T> for Session<T> {
                 }
             }
         }
-        Ok(())
+        // A phase returns when its work is done: timings around `run` are the GPU's, and a
+        // device fault surfaces at the call that caused it.
+        program.stream.synchronize().map_err(|e| runtime("synchronize", e))
     }
 
     fn read(&self, index: usize, out: &mut [T]) -> Result<(), Error> {
