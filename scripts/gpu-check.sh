@@ -3,7 +3,7 @@
 #   scripts/gpu-build.sh
 # then, through the device tool: command `bash scripts/gpu-check.sh`, carry [".gpu-bin"].
 # Everything it prints is also kept under $OUT (gpu.txt, tests.log, memcheck.log,
-# fvp.txt, fvp.json, compare.txt, curves.txt).
+# fvp.txt, fvp.json, fvp-tf32.txt, compare.txt, curves.txt: 8 files, the most that come back).
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-check}
 mkdir -p "$OUT"
@@ -22,8 +22,11 @@ timeout 180 compute-sanitizer --tool memcheck --error-exitcode 3 .gpu-bin/gpu-te
 echo "== natgrad bench fvp --device cuda"
 timeout 150 .gpu-bin/natgrad bench fvp --device cuda --model curves --batch 1000,5000,20000 --runs 20 \
   --json "$OUT/fvp.json" 2>&1 | tee "$OUT/fvp.txt"
+echo "== natgrad bench fvp --device cuda --tf32"
+timeout 60 .gpu-bin/natgrad bench fvp --device cuda --tf32 --model curves --batch 5000,20000 --runs 20 2>&1 |
+  tee "$OUT/fvp-tf32.txt"
 echo "== JAX and PyTorch on the same GPU"
 timeout 150 python3 .gpu-bin/compare.py --batch 1000,5000,20000 --runs 20 2>&1 | tee "$OUT/compare.txt"
 echo "== bench curves --full --device cuda (short)"
-timeout 90 .gpu-bin/natgrad bench curves --full --device cuda --methods ngd,hf --budget 30 --out "$OUT/curves" \
+timeout 90 .gpu-bin/natgrad bench curves --full --device cuda --methods ngd,hf --budget 30 --out /tmp/curves \
   2>&1 | tail -15 | tee "$OUT/curves.txt"

@@ -31,8 +31,8 @@ impl<T: Scalar> Backend<T> for Cuda {
         "cuda"
     }
 
-    fn compile(&self, plan: Arc<Plan>, _options: &CompileOptions) -> Result<Arc<dyn Executable<T>>, Error> {
-        Ok(Arc::new(Program::<T>::new(plan, self.ordinal)?))
+    fn compile(&self, plan: Arc<Plan>, options: &CompileOptions) -> Result<Arc<dyn Executable<T>>, Error> {
+        Ok(Arc::new(Program::<T>::new(plan, self.ordinal, options.tf32)?))
     }
 }
 
@@ -50,8 +50,9 @@ pub struct Program<T: Scalar> {
 }
 
 impl<T: Scalar> Program<T> {
-    /// Emits the plan's PTX for the device's architecture and loads it.
-    pub fn new(plan: Arc<Plan>, ordinal: usize) -> Result<Program<T>, Error> {
+    /// Emits the plan's PTX for the device's architecture and loads it; `tf32` lets f32
+    /// GEMMs use TF32 tensor-core math.
+    pub fn new(plan: Arc<Plan>, ordinal: usize, tf32: bool) -> Result<Program<T>, Error> {
         if plan.dtype != T::DTYPE {
             return Err(Error::Lowering(format!(
                 "the plan computes in {} but {} was asked for",
@@ -79,6 +80,14 @@ impl<T: Scalar> Program<T> {
             .map(|name| loaded.load_function(&name).map_err(|e| runtime(&name, e)))
             .transpose()?;
         let blas = CudaBlas::new(Arc::clone(&stream)).map_err(|e| runtime("cuBLAS", e))?;
+        if tf32 && T::DTYPE == DType::F32 {
+            // SAFETY: a valid handle, owned by this program.
+            unsafe {
+                blas::cublasSetMathMode(*blas.handle(), blas::cublasMath_t::CUBLAS_TF32_TENSOR_OP_MATH)
+            }
+            .result()
+            .map_err(|e| runtime("cuBLAS TF32 mode", e))?;
+        }
         Ok(Program {
             plan,
             stream,

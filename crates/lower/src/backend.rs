@@ -66,12 +66,16 @@ pub struct CompileOptions {
     /// measured with `natgrad bench exp`, both routes run at the same speed on the CPU (the
     /// fused kernels are memory-bound), and libm matches the interpreter exactly.
     pub fast_exp: bool,
+    /// GPU only: let cuBLAS round f32 GEMM operands to TF32 on the tensor cores (about 10
+    /// mantissa bits; JAX's and PyTorch's default on Ampere and Hopper). Default false:
+    /// exact f32 products.
+    pub tf32: bool,
 }
 
 impl Default for CompileOptions {
     fn default() -> CompileOptions {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        CompileOptions { device: Device::Cpu, simplify: true, threads, fast_exp: false }
+        CompileOptions { device: Device::Cpu, simplify: true, threads, fast_exp: false, tf32: false }
     }
 }
 

@@ -194,6 +194,9 @@ enum BenchCommand {
         /// Also write the figures as JSON to this file.
         #[arg(long)]
         json: Option<std::path::PathBuf>,
+        /// GPU only: f32 GEMMs in TF32 on the tensor cores (JAX's and PyTorch's default).
+        #[arg(long)]
+        tf32: bool,
         /// Where compiled code runs: `cpu`, or `cuda[:N]` in a build with the cuda feature.
         #[arg(long, default_value = "cpu")]
         device: natgrad::Device,
@@ -466,8 +469,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             };
             println!("loss {loss}");
         }
-        Command::Bench(BenchCommand::Fvp { model, batch, runs, dtype, json, device }) => {
-            let options = compile_options(device);
+        Command::Bench(BenchCommand::Fvp { model, batch, runs, dtype, json, device, tf32 }) => {
+            let options = natgrad::CompileOptions { tf32, ..compile_options(device) };
             let runs = runs.max(1);
             let build = |d: DType| {
                 move || {
