@@ -17,5 +17,5 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "gpu":
         print(m["executable"])')
 cp "$tests" .gpu-bin/gpu-tests
-cp scripts/gpu-compare.py .gpu-bin/compare.py
+cp scripts/compare-frameworks.py .gpu-bin/compare.py
 ls -la .gpu-bin

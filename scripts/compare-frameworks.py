@@ -1,11 +1,17 @@
-"""The Curves autoencoder's Gauss-Newton (= Fisher, sigmoid outputs with cross-entropy)
-vector product in JAX and PyTorch on the same GPU, timed the way a CG loop calls it:
-linearize once per metric batch, then one tangent pass and one transposed pass per product.
+"""The Curves autoencoder in JAX and PyTorch on whatever device they find (the GPU on a GPU
+machine, else the CPU), timed like `natgrad bench fvp` times natgrad:
 
-    python3 compare.py --batch 1000,5000,20000 --runs 20
+* product: the Gauss-Newton (= Fisher: sigmoid outputs with cross-entropy) vector product
+  the way a CG loop calls it: linearize once per metric batch, then one tangent pass and
+  one transposed pass per product;
+* loss: the forward pass and loss (JAX: `jit(loss)`);
+* loss+gradient (JAX: `jit(value_and_grad(loss))`; PyTorch: eager forward and backward).
 
-Prints one line per framework, precision and batch: median ms of the product. "highest" is
-exact f32 (natgrad's default); "tf32" lets the matrix units round operands to TF32.
+    python3 scripts/compare-frameworks.py --batch 1000,5000 --runs 10 [--only jax|torch]
+
+Prints one line per framework, precision, batch and what: the median ms. "highest" is exact
+f32 (natgrad's default); "tf32" lets GPU matrix units round operands to TF32 (no effect on
+a CPU).
 """
 import argparse
 import time
@@ -65,7 +71,18 @@ def jax_products(batches, runs):
                     out["g"] = product(f_jvp, curvature, v)
 
                 ms = median_ms(call, lambda: jax.block_until_ready(out["g"]), runs)
-                print(f"jax {jax.__version__} {label:<8} batch {batch:>6}: {ms:8.3f} ms per product", flush=True)
+                print(f"jax {jax.__version__} {label:<8} batch {batch:>6} product       {ms:8.3f} ms", flush=True)
+
+                def loss(p):
+                    r = forward(p, x)
+                    return jnp.mean(jnp.sum(jax.nn.softplus(r) - x * r, axis=1))
+
+                for what, f in [("loss", jax.jit(loss)), ("loss+gradient", jax.jit(jax.value_and_grad(loss)))]:
+                    def call_f(f=f):
+                        out["g"] = f(params)
+
+                    ms = median_ms(call_f, lambda: jax.block_until_ready(out["g"]), runs)
+                    print(f"jax {jax.__version__} {label:<8} batch {batch:>6} {what:<13} {ms:8.3f} ms", flush=True)
 
 
 def torch_products(batches, runs):
@@ -108,7 +125,23 @@ def torch_products(batches, runs):
 
             sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
             ms = median_ms(call, sync, runs)
-            print(f"torch {torch.__version__} {label:<8} batch {batch:>6}: {ms:8.3f} ms per product", flush=True)
+            print(f"torch {torch.__version__} {label:<8} batch {batch:>6} product       {ms:8.3f} ms", flush=True)
+            leaves = tuple(p.detach().clone().requires_grad_(True) for p in params)
+
+            def loss():
+                r = f(*leaves)
+                return (torch.nn.functional.softplus(r) - x * r).sum(dim=1).mean()
+
+            def loss_only():
+                with torch.no_grad():
+                    loss()
+
+            def loss_and_gradient():
+                torch.autograd.grad(loss(), leaves)
+
+            for what, call_f in [("loss", loss_only), ("loss+gradient", loss_and_gradient)]:
+                ms = median_ms(call_f, sync, runs)
+                print(f"torch {torch.__version__} {label:<8} batch {batch:>6} {what:<13} {ms:8.3f} ms", flush=True)
 
 
 def main():
