@@ -310,8 +310,15 @@ fn main() -> ExitCode {
 
 type Failure = Box<dyn std::error::Error>;
 
+/// The values of a `.npy` file as `T`; NaN or ±∞ anywhere is an error naming the file.
 fn read_as<T: natgrad::ir::Scalar>(path: &Path) -> Result<Vec<T>, Failure> {
-    Ok(natgrad::npy::read(path)?.1.into_iter().map(T::from_f64).collect())
+    let values = natgrad::npy::read(path)?.1;
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(
+            format!("{}: value {i} is {}; natgrad needs finite numbers", path.display(), values[i]).into()
+        );
+    }
+    Ok(values.into_iter().map(T::from_f64).collect())
 }
 
 fn fvp<T>(
@@ -408,7 +415,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Data(DataCommand::Curves { out, train, test, seed }) => {
             let options = natgrad::data::CurvesOptions { seed, train, test, ..Default::default() };
             let curves = natgrad::data::Curves::generate(&options);
-            std::fs::create_dir_all(&out)?;
+            std::fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
             natgrad::npy::write(&out.join("train.npy"), &[curves.train.len(), 784], &curves.train.data)?;
             natgrad::npy::write(&out.join("test.npy"), &[curves.test.len(), 784], &curves.test.data)?;
             println!("wrote {0}/train.npy ({train}×784) and {0}/test.npy ({test}×784)", out.display());
@@ -470,6 +477,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             println!("loss {loss}");
         }
         Command::Bench(BenchCommand::Fvp { model, batch, runs, dtype, json, device, tf32 }) => {
+            if let Some(b) = batch.iter().find(|&&b| b == 0) {
+                return Err(format!("--batch sizes must be at least 1, got {b}").into());
+            }
             let options = natgrad::CompileOptions { tf32, ..compile_options(device) };
             let runs = runs.max(1);
             let build = |d: DType| {

@@ -39,7 +39,11 @@ pub fn model_from_spec(spec: &str, dtype: DType) -> Result<Model, ModelSpecError
         rest.split_once(':').ok_or_else(|| malformed("expected `mlp:SIZES:ACTIVATIONS`"))?;
     let sizes: Vec<usize> = sizes
         .split(',')
-        .map(|s| s.trim().parse::<usize>().map_err(|_| malformed(&format!("`{s}` is not a layer size"))))
+        .map(|s| match s.trim().parse::<usize>() {
+            Ok(0) => Err(malformed("layer sizes must be at least 1, got `0`")),
+            Ok(n) => Ok(n),
+            Err(_) => Err(malformed(&format!("`{s}` is not a layer size"))),
+        })
         .collect::<Result<_, _>>()?;
     let activations: Vec<Activation> = activations
         .split(',')
@@ -47,5 +51,5 @@ pub fn model_from_spec(spec: &str, dtype: DType) -> Result<Model, ModelSpecError
             Activation::from_name(a.trim()).ok_or_else(|| malformed(&format!("unknown activation `{a}`")))
         })
         .collect::<Result<_, _>>()?;
-    Ok(nn::mlp(&sizes, &activations, dtype)?)
+    nn::mlp(&sizes, &activations, dtype).map_err(|e| malformed(&e.to_string()))
 }
