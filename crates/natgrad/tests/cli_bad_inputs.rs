@@ -25,17 +25,17 @@ fn files() -> PathBuf {
     let npy = |name: &str, shape: &[usize], values: &[f64]| {
         natgrad::npy::write(&dir.join(name), shape, values).unwrap()
     };
-    npy("theta.npy", &[23], &vec![0.1; 23]);
-    npy("theta_short.npy", &[22], &vec![0.1; 22]);
+    npy("theta.npy", &[23], &[0.1; 23]);
+    npy("theta_short.npy", &[22], &[0.1; 22]);
     npy("theta_nan.npy", &[23], &[f64::NAN; 23]);
-    npy("x.npy", &[5, 4], &vec![0.5; 20]);
-    npy("x_wide.npy", &[5, 3], &vec![0.5; 15]);
+    npy("x.npy", &[5, 4], &[0.5; 20]);
+    npy("x_wide.npy", &[5, 3], &[0.5; 15]);
     npy("x_empty.npy", &[0, 4], &[]);
     npy("x_inf.npy", &[5, 4], &[f64::INFINITY; 20]);
-    npy("v.npy", &[23], &vec![1.0; 23]);
-    npy("v_long.npy", &[24], &vec![1.0; 24]);
+    npy("v.npy", &[23], &[1.0; 23]);
+    npy("v_long.npy", &[24], &[1.0; 24]);
     npy("t.npy", &[5, 2], &[1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0]);
-    npy("t_wrong.npy", &[5, 3], &vec![0.0; 15]);
+    npy("t_wrong.npy", &[5, 3], &[0.0; 15]);
     let good = std::fs::read(dir.join("x.npy")).unwrap();
     write("x_truncated.npy", &good[..good.len() - 7]);
     write("x_corrupt.npy", b"\x93NUMPY\x01\x00garbage that is not a header");
