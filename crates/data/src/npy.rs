@@ -26,22 +26,73 @@ fn file_error(path: &Path, message: impl ToString) -> NpyError {
 /// Reads a float32 or float64 array as f64, with its shape.
 pub fn read(path: &Path) -> Result<(Vec<usize>, Vec<f64>), NpyError> {
     let bytes = std::fs::read(path).map_err(|e| file_error(path, e))?;
-    let file = npyz::NpyFile::new(&bytes[..]).map_err(|e| file_error(path, e))?;
+    parse(&bytes).map_err(|message| file_error(path, message))
+}
+
+/// Parses the bytes of a `.npy` file: a C-order float32 or float64 array as f64, with its
+/// shape. The header's shape must match the data that follows it.
+pub fn parse(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f64>), String> {
+    check_declared_size(bytes)?;
+    let file = npyz::NpyFile::new(bytes).map_err(|e| e.to_string())?;
     let shape: Vec<usize> = file.shape().iter().map(|&d| d as usize).collect();
     if file.order() != npyz::Order::C {
-        return Err(file_error(path, "Fortran-order arrays are not supported; save with order='C'"));
+        return Err("Fortran-order arrays are not supported; save with order='C'".into());
     }
     let descr = file.dtype().descr().trim_matches('\'').to_string();
-    let data: Vec<f64> = match descr.as_str() {
-        "<f8" => file.into_vec::<f64>().map_err(|e| file_error(path, e))?,
-        "<f4" => {
-            file.into_vec::<f32>().map_err(|e| file_error(path, e))?.into_iter().map(f64::from).collect()
-        }
-        other => {
-            return Err(file_error(path, format!("dtype {other} is not supported; use float32 or float64")));
-        }
+    let item = match descr.as_str() {
+        "<f8" => 8,
+        "<f4" => 4,
+        other => return Err(format!("dtype {other} is not supported; use float32 or float64")),
+    };
+    // Checked before reading, so a lying header cannot make the reader allocate for it.
+    let declared = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if declared.and_then(|n| n.checked_mul(item)).is_none_or(|size| size > bytes.len()) {
+        return Err(format!(
+            "the header declares shape {shape:?}, more data than the file's {} bytes",
+            bytes.len()
+        ));
+    }
+    let data: Vec<f64> = if item == 8 {
+        file.into_vec::<f64>().map_err(|e| e.to_string())?
+    } else {
+        file.into_vec::<f32>().map_err(|e| e.to_string())?.into_iter().map(f64::from).collect()
     };
     Ok((shape, data))
+}
+
+/// Rejects a header whose shape asks for more values than the file could hold, before
+/// npyz multiplies the dimensions (which overflows on hostile headers). Headers this check
+/// cannot read are left to npyz's own errors.
+fn check_declared_size(bytes: &[u8]) -> Result<(), String> {
+    let header = match bytes.get(6..8) {
+        Some([1, _]) => bytes.get(8..10).map(|n| (10usize, u16::from_le_bytes([n[0], n[1]]) as usize)),
+        Some([2 | 3, _]) => {
+            bytes.get(8..12).map(|n| (12usize, u32::from_le_bytes([n[0], n[1], n[2], n[3]]) as usize))
+        }
+        _ => None,
+    }
+    .and_then(|(start, len)| bytes.get(start..start.checked_add(len)?))
+    .and_then(|h| std::str::from_utf8(h).ok());
+    let Some(shape) = header.and_then(|h| {
+        let after = &h[h.find("'shape'")?..];
+        let open = after.find('(')?;
+        let close = after[open..].find(')')? + open;
+        Some(after[open + 1..close].to_string())
+    }) else {
+        return Ok(());
+    };
+    let mut elements: u128 = 1;
+    for dim in shape.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let Ok(dim) = dim.parse::<u128>() else { return Ok(()) };
+        elements = elements.saturating_mul(dim);
+    }
+    if elements.saturating_mul(4) > bytes.len() as u128 {
+        return Err(format!(
+            "the header declares shape ({shape}), more data than the file's {} bytes",
+            bytes.len()
+        ));
+    }
+    Ok(())
 }
 
 /// Writes `data` with `shape` as float32 or float64 (by `T`).
@@ -60,4 +111,34 @@ pub fn write<T: npyz::AutoSerialize + npyz::Serialize + Copy>(
         .map_err(|e| file_error(path, e))?;
     writer.extend(data.iter().copied()).map_err(|e| file_error(path, e))?;
     writer.finish().map_err(|e| file_error(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    /// A `.npy` header for `shape` (float32, C order) followed by `data_bytes` zero bytes.
+    fn file(shape: &str, data_bytes: usize) -> Vec<u8> {
+        let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend((header.len() as u16).to_le_bytes());
+        bytes.extend(header.as_bytes());
+        bytes.extend(vec![0u8; data_bytes]);
+        bytes
+    }
+
+    #[test]
+    fn a_header_promising_more_data_than_the_file_holds_is_an_error() {
+        let (shape, values) = parse(&file("(2, 3)", 24)).unwrap();
+        assert_eq!((shape, values.len()), (vec![2, 3], 6));
+        let err = parse(&file("(1000000000, 1000000000)", 24)).unwrap_err();
+        assert!(err.starts_with("the header declares shape (1000000000, 1000000000)"), "{err}");
+        let err = parse(&file("(18446744073709551615, 2)", 24)).unwrap_err();
+        assert!(err.contains("more data than the file's"), "{err}");
+        assert!(parse(&file("(2, 3)", 7)).is_err());
+    }
 }
