@@ -64,15 +64,19 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f64>), String> {
 /// npyz multiplies the dimensions (which overflows on hostile headers). Headers this check
 /// cannot read are left to npyz's own errors.
 fn check_declared_size(bytes: &[u8]) -> Result<(), String> {
-    let header = match bytes.get(6..8) {
+    let declared = match bytes.get(6..8) {
         Some([1, _]) => bytes.get(8..10).map(|n| (10usize, u16::from_le_bytes([n[0], n[1]]) as usize)),
         Some([2 | 3, _]) => {
             bytes.get(8..12).map(|n| (12usize, u32::from_le_bytes([n[0], n[1], n[2], n[3]]) as usize))
         }
         _ => None,
+    };
+    if let Some((start, len)) = declared
+        && start + len > bytes.len()
+    {
+        return Err(format!("the header declares {len} bytes of header, the file has {}", bytes.len()));
     }
-    .and_then(|(start, len)| bytes.get(start..start.checked_add(len)?))
-    .and_then(|h| std::str::from_utf8(h).ok());
+    let header = declared.and_then(|(start, len)| std::str::from_utf8(&bytes[start..start + len]).ok());
     let Some(shape) = header.and_then(|h| {
         let after = &h[h.find("'shape'")?..];
         let open = after.find('(')?;
@@ -140,5 +144,11 @@ mod tests {
         let err = parse(&file("(18446744073709551615, 2)", 24)).unwrap_err();
         assert!(err.contains("more data than the file's"), "{err}");
         assert!(parse(&file("(2, 3)", 7)).is_err());
+        // A version-2 header length of 4 GB in a 20-byte file.
+        let mut lying = b"\x93NUMPY\x02\x00".to_vec();
+        lying.extend(u32::MAX.to_le_bytes());
+        lying.extend(b"{'descr'");
+        let err = parse(&lying).unwrap_err();
+        assert!(err.starts_with("the header declares 4294967295 bytes of header"), "{err}");
     }
 }

@@ -5,6 +5,17 @@ use crate::{Dim, Op, Shape, TensorType};
 /// The result type of `op` applied to operands of the given types, or a message naming the
 /// operand types and what is wrong with them.
 pub fn infer(op: &Op, operands: &[&TensorType]) -> Result<TensorType, String> {
+    // Every shape in the graph comes from one an op declares; checked here, the element
+    // counts computed from them later cannot overflow.
+    if let Op::Input { shape, .. }
+    | Op::Param { shape, .. }
+    | Op::Constant { shape, .. }
+    | Op::Broadcast { shape }
+    | Op::Reshape { shape } = op
+        && shape.fixed_elements().is_none()
+    {
+        return Err(format!("shape {shape} has more elements than can be addressed"));
+    }
     match op {
         Op::Input { dtype, shape, .. } => Ok(TensorType { dtype: *dtype, shape: shape.clone() }),
         Op::Param { dtype, shape, .. } => {

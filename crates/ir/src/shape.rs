@@ -88,6 +88,14 @@ impl Shape {
         (batch, fixed)
     }
 
+    /// The product of the fixed dimensions, or `None` if it overflows `usize`.
+    pub fn fixed_elements(&self) -> Option<usize> {
+        self.0.iter().try_fold(1usize, |n, d| match d {
+            Dim::Fixed(k) => n.checked_mul(*k),
+            Dim::Batch => Some(n),
+        })
+    }
+
     /// Concrete dimensions for a batch size.
     pub fn resolve(&self, batch: usize) -> Vec<usize> {
         self.0.iter().map(|d| d.resolve(batch)).collect()

@@ -150,3 +150,15 @@ return %5
     assert!(dot.contains("%2 = matmul\\lf32[B,400]"), "{dot}");
     assert_eq!(dot.matches("->").count(), 5);
 }
+
+/// Found by fuzzing: declared shapes whose element count overflows are type errors, not an
+/// overflow panic in shape inference.
+#[test]
+fn shapes_too_large_to_count_are_errors() {
+    let text = "%0 : f32[B,3] = input \"x\"\n%1 : f32[4611686018427387904,4] = reshape %0\nreturn %1\n";
+    let err = natgrad_ir::text::parse(text).unwrap_err().to_string();
+    assert!(err.contains("has more elements than can be addressed"), "{err}");
+    let text = "%0 : f32[4294967296,4294967296,2] = input \"x\"\nreturn %0\n";
+    let err = natgrad_ir::text::parse(text).unwrap_err().to_string();
+    assert!(err.contains("has more elements than can be addressed"), "{err}");
+}
