@@ -60,9 +60,10 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f64>), String> {
     Ok((shape, data))
 }
 
-/// Rejects a header whose shape asks for more values than the file could hold, before
-/// npyz multiplies the dimensions (which overflows on hostile headers). Headers this check
-/// cannot read are left to npyz's own errors.
+/// Rejects, before npyz reads them, headers longer than the file, headers that are not a
+/// flat dict, and shapes asking for more values than the file could hold (npyz's product of
+/// the dimensions overflows on hostile headers). Headers this check cannot read are left to
+/// npyz's own errors.
 fn check_declared_size(bytes: &[u8]) -> Result<(), String> {
     let declared = match bytes.get(6..8) {
         Some([1, _]) => bytes.get(8..10).map(|n| (10usize, u16::from_le_bytes([n[0], n[1]]) as usize)),
@@ -77,6 +78,13 @@ fn check_declared_size(bytes: &[u8]) -> Result<(), String> {
         return Err(format!("the header declares {len} bytes of header, the file has {}", bytes.len()));
     }
     let header = declared.and_then(|(start, len)| std::str::from_utf8(&bytes[start..start + len]).ok());
+    // numpy writes a flat dict with one shape tuple; nested brackets are not a float array's
+    // header, and npyz's literal parser backtracks exponentially on deep nesting.
+    if let Some(h) = header
+        && (h.matches('{').count() > 1 || h.matches('(').count() > 1 || h.contains('['))
+    {
+        return Err("the header is not numpy's flat {'descr', 'fortran_order', 'shape'} dict".into());
+    }
     let Some(shape) = header.and_then(|h| {
         let after = &h[h.find("'shape'")?..];
         let open = after.find('(')?;
@@ -150,5 +158,11 @@ mod tests {
         lying.extend(b"{'descr'");
         let err = parse(&lying).unwrap_err();
         assert!(err.starts_with("the header declares 4294967295 bytes of header"), "{err}");
+        // Found by fuzzing: deeply nested braces made npyz's header parser backtrack for
+        // minutes.
+        let mut nested = file("(2, 3)", 24);
+        nested[10..60].fill(b'{');
+        let err = parse(&nested).unwrap_err();
+        assert!(err.starts_with("the header is not numpy's flat"), "{err}");
     }
 }
