@@ -28,13 +28,9 @@ fn line(values: &[f64]) -> String {
     values.iter().map(|v| format!("{:016x}", v.to_bits())).collect::<Vec<_>>().join(" ")
 }
 
-fn parse_line(text: &str) -> io::Result<Vec<f64>> {
+fn parse_line(text: &str) -> Result<Vec<f64>, String> {
     text.split_whitespace()
-        .map(|w| {
-            u64::from_str_radix(w, 16)
-                .map(f64::from_bits)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
-        })
+        .map(|w| u64::from_str_radix(w, 16).map(f64::from_bits).map_err(|e| format!("`{w}`: {e}")))
         .collect()
 }
 
@@ -54,8 +50,8 @@ impl Checkpoint {
         }
     }
 
-    /// Writes the checkpoint (values as exact bit patterns) atomically.
-    pub fn write(&self, path: &Path) -> io::Result<()> {
+    /// The checkpoint as text: values as exact bit patterns, one vector per line.
+    pub fn to_text(&self) -> String {
         let mut text = format!(
             "{MAGIC}\n{}\n{}\n{}\n{}\n",
             self.method,
@@ -68,9 +64,14 @@ impl Checkpoint {
             text.push_str(&line(v));
             text.push('\n');
         }
+        text
+    }
+
+    /// Writes the checkpoint atomically (a temporary file renamed into place).
+    pub fn write(&self, path: &Path) -> io::Result<()> {
         let temporary = path.with_extension("tmp");
         let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(text.as_bytes())?;
+        file.write_all(self.to_text().as_bytes())?;
         file.sync_all()?;
         std::fs::rename(&temporary, path)
     }
@@ -78,21 +79,30 @@ impl Checkpoint {
     /// Reads a checkpoint written by [`Checkpoint::write`].
     pub fn read(path: &Path) -> io::Result<Checkpoint> {
         let text = std::fs::read_to_string(path)?;
-        let bad =
-            |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {what}", path.display()));
+        Checkpoint::parse(&text)
+            .map_err(|what| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {what}", path.display())))
+    }
+
+    /// Parses the text of [`Checkpoint::to_text`].
+    pub fn parse(text: &str) -> Result<Checkpoint, String> {
         let mut lines = text.lines();
         if lines.next() != Some(MAGIC) {
-            return Err(bad("not a natgrad checkpoint"));
+            return Err("not a natgrad checkpoint".into());
         }
-        let method = lines.next().ok_or_else(|| bad("missing method"))?.to_string();
-        let iteration = lines.next().and_then(|l| l.parse().ok()).ok_or_else(|| bad("missing iteration"))?;
-        let theta = parse_line(lines.next().ok_or_else(|| bad("missing parameters"))?)?;
-        let scalars = parse_line(lines.next().ok_or_else(|| bad("missing scalars"))?)?;
-        let count: usize =
-            lines.next().and_then(|l| l.parse().ok()).ok_or_else(|| bad("missing vector count"))?;
+        let method = lines.next().ok_or("missing method")?.to_string();
+        if method.is_empty() {
+            return Err("empty method name".into());
+        }
+        let iteration = lines.next().and_then(|l| l.parse().ok()).ok_or("missing iteration")?;
+        let theta = parse_line(lines.next().ok_or("missing parameters")?)?;
+        let scalars = parse_line(lines.next().ok_or("missing scalars")?)?;
+        let count: usize = lines.next().and_then(|l| l.parse().ok()).ok_or("missing vector count")?;
         let vectors = (0..count)
-            .map(|_| parse_line(lines.next().ok_or_else(|| bad("missing vector"))?))
-            .collect::<io::Result<Vec<_>>>()?;
+            .map(|_| parse_line(lines.next().ok_or("missing vector")?))
+            .collect::<Result<Vec<_>, _>>()?;
+        if lines.next().is_some() {
+            return Err(format!("more lines than the {count} vectors announced"));
+        }
         Ok(Checkpoint { method, iteration, theta, state: OptimizerState { scalars, vectors } })
     }
 
