@@ -90,8 +90,9 @@ impl Checkpoint {
             return Err("not a natgrad checkpoint".into());
         }
         let method = lines.next().ok_or("missing method")?.to_string();
-        if method.is_empty() {
-            return Err("empty method name".into());
+        // Found by fuzzing: a name ending in '\r' did not survive writing and reading.
+        if method.is_empty() || method.trim() != method || method.chars().any(char::is_control) {
+            return Err(format!("bad method name {method:?}"));
         }
         let iteration = lines.next().and_then(|l| l.parse().ok()).ok_or("missing iteration")?;
         let theta = parse_line(lines.next().ok_or("missing parameters")?)?;
@@ -124,5 +125,27 @@ impl Checkpoint {
             problem.next_batch();
         }
         Ok(self.iteration)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Checkpoint;
+
+    #[test]
+    fn malformed_checkpoints_are_errors() {
+        let good = "natgrad-checkpoint 1\nngd\n3\n3ff0000000000000\n\n0\n";
+        let parsed = Checkpoint::parse(good).unwrap();
+        assert_eq!(parsed.to_text(), good);
+        for (text, message) in [
+            ("natgrad-checkpoint 1\nng\r\r\n0\n\n\n0\n", "bad method name \"ng\\r\""),
+            ("natgrad-checkpoint 1\nngd\n3\nzz\n\n0\n", "`zz`"),
+            ("natgrad-checkpoint 1\nngd\n3\n\n\n2\n\n", "missing vector"),
+            ("natgrad-checkpoint 1\nngd\n3\n\n\n0\nextra\n", "more lines than the 0 vectors announced"),
+            ("checkpoint\n", "not a natgrad checkpoint"),
+        ] {
+            let err = Checkpoint::parse(text).unwrap_err();
+            assert!(err.contains(message), "{text:?}: {err}");
+        }
     }
 }
