@@ -294,11 +294,7 @@ impl<T: Scalar> natgrad_lower::Session<T> for Session<T> {
             if unit.phase == Phase::Run(phase) {
                 let start = self.profile.is_some().then(Instant::now);
                 self.execute(u);
-                if let (Some(profile), Some(start)) = (&mut self.profile, start) {
-                    let entry = profile.entry(unit.work.kind()).or_default();
-                    entry.0 += 1;
-                    entry.1 += start.elapsed();
-                }
+                natgrad_lower::record(&mut self.profile, unit.work.kind(), start);
             }
         }
         Ok(())

@@ -418,12 +418,10 @@ impl<T: Scalar> natgrad_lower::Session<T> for Session<T> {
             if unit.phase == Phase::Run(phase) {
                 let start = self.profile.is_some().then(Instant::now);
                 self.execute(u)?;
-                if let (Some(profile), Some(start)) = (&mut self.profile, start) {
+                if start.is_some() {
                     program.stream.synchronize().map_err(|e| runtime("synchronize", e))?;
-                    let entry = profile.entry(unit.work.kind()).or_default();
-                    entry.0 += 1;
-                    entry.1 += start.elapsed();
                 }
+                natgrad_lower::record(&mut self.profile, unit.work.kind(), start);
             }
         }
         // A phase returns when its work is done: timings around `run` are the GPU's, and a

@@ -82,6 +82,16 @@ impl Default for CompileOptions {
 /// Calls and total time per kind of work (`kernel`, `matmul`, …).
 pub type Profile = BTreeMap<&'static str, (usize, Duration)>;
 
+/// Adds one call of `kind` that began at `start` to `profile`, when profiling is on (a
+/// backend's `run` takes `start` only then).
+pub fn record(profile: &mut Option<Profile>, kind: &'static str, start: Option<std::time::Instant>) {
+    if let (Some(profile), Some(start)) = (profile, start) {
+        let entry = profile.entry(kind).or_default();
+        entry.0 += 1;
+        entry.1 += start.elapsed();
+    }
+}
+
 /// A code generator and runtime for one kind of device.
 pub trait Backend<T: Scalar>: Send + Sync {
     /// A short name for errors and reports (`cpu`, `cuda`).

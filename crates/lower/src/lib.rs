@@ -24,7 +24,7 @@ pub mod legalize;
 pub mod memory;
 pub mod plan;
 
-pub use backend::{Backend, CompileOptions, Device, Executable, Profile, Session};
+pub use backend::{Backend, CompileOptions, Device, Executable, Profile, Session, record};
 pub use cache::{CacheKey, CompileCache};
 pub use error::Error;
 pub use inputs::BoundInputs;

@@ -43,6 +43,7 @@ fn expand(axes: &[String]) -> Vec<String> {
 fn declarations(lines: &Lines, dtype: DType) -> String {
     let mut d = lines.declarations(&[("rd", "b64"), ("f", float(dtype)), ("p", "pred")]);
     d.push_str(GRID_STRIDE_REGISTERS);
+    d.push_str(&lines.declarations(&[("lo", "b32")]));
     d
 }
 
@@ -72,16 +73,7 @@ pub fn reduce(name: &str, dtype: DType, kind: Reduce, kept: usize, reduced: usiz
     let mut lines = Lines::default();
     let (x, out) = (lines.pointer(name, "x"), lines.pointer(name, "out"));
     let (total, count) = (lines.param(name, "total"), lines.param(name, "count"));
-    let scale_bits = lines.param(name, "scale");
-    let scale = lines.reg("f");
-    match dtype {
-        DType::F32 => {
-            let low = lines.reg("lo");
-            lines.op(format!("cvt.u32.u64 {low}, {scale_bits}"));
-            lines.op(format!("mov.b32 {scale}, {low}"));
-        }
-        DType::F64 => lines.op(format!("mov.b64 {scale}, {scale_bits}")),
-    }
+    let scale = lines.float_param(name, "scale", dtype);
     let (kept_axes, reduced_axes) = (axis_params("k", kept), axis_params("m", reduced));
     lines.grid_stride_begin(&total);
     let base = strided_offset(&mut lines, name, "%index", &kept_axes);
@@ -115,9 +107,7 @@ pub fn reduce(name: &str, dtype: DType, kind: Reduce, kept: usize, reduced: usiz
     params.extend(expand(&kept_axes));
     params.extend(expand(&reduced_axes));
     params.push("scale".to_string());
-    let mut d = declarations(&lines, dtype);
-    d.push_str(&lines.declarations(&[("lo", "b32")]));
-    entry_text(name, &params, &d, &lines.text)
+    entry_text(name, &params, &declarations(&lines, dtype), &lines.text)
 }
 
 /// Softmax (or log-softmax) along an axis of `n` entries with `inner` elements after it:
@@ -199,16 +189,7 @@ pub fn scale(name: &str, dtype: DType) -> String {
     let mut lines = Lines::default();
     let x = lines.pointer(name, "x");
     let n = lines.param(name, "n");
-    let bits = lines.param(name, "scale");
-    let factor = lines.reg("f");
-    match dtype {
-        DType::F32 => {
-            let low = lines.reg("lo");
-            lines.op(format!("cvt.u32.u64 {low}, {bits}"));
-            lines.op(format!("mov.b32 {factor}, {low}"));
-        }
-        DType::F64 => lines.op(format!("mov.b64 {factor}, {bits}")),
-    }
+    let factor = lines.float_param(name, "scale", dtype);
     lines.grid_stride_begin(&n);
     let (address, value) = (lines.reg("rd"), lines.reg("f"));
     lines.op(format!("mad.lo.u64 {address}, %index, {}, {x}", size(dtype)));
@@ -216,7 +197,10 @@ pub fn scale(name: &str, dtype: DType) -> String {
     lines.op(format!("mul.rn.{t} {value}, {value}, {factor}"));
     lines.op(format!("st.global.{t} [{address}], {value}"));
     lines.grid_stride_end();
-    let mut d = declarations(&lines, dtype);
-    d.push_str(&lines.declarations(&[("lo", "b32")]));
-    entry_text(name, &["x".to_string(), "n".to_string(), "scale".to_string()], &d, &lines.text)
+    entry_text(
+        name,
+        &["x".to_string(), "n".to_string(), "scale".to_string()],
+        &declarations(&lines, dtype),
+        &lines.text,
+    )
 }

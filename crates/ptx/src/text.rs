@@ -102,6 +102,22 @@ impl Lines {
         r
     }
 
+    /// Loads `.u64` parameter `{entry}_{param}` holding a float's bits (f32 in the low 32)
+    /// into a fresh `%f` register of `dtype`.
+    pub(crate) fn float_param(&mut self, entry: &str, param: &str, dtype: DType) -> String {
+        let bits = self.param(entry, param);
+        let value = self.reg("f");
+        match dtype {
+            DType::F32 => {
+                let low = self.reg("lo");
+                self.op(format!("cvt.u32.u64 {low}, {bits}"));
+                self.op(format!("mov.b32 {value}, {low}"));
+            }
+            DType::F64 => self.op(format!("mov.b64 {value}, {bits}")),
+        }
+        value
+    }
+
     /// Loads pointer parameter `{entry}_{param}` as a global address.
     pub(crate) fn pointer(&mut self, entry: &str, param: &str) -> String {
         let r = self.param(entry, param);
