@@ -156,7 +156,8 @@ pub struct Overrides {
 }
 
 impl Overrides {
-    fn apply(&self, method: Method, settings: MethodSettings) -> MethodSettings {
+    /// `settings` with these overrides applied.
+    pub fn apply(&self, method: Method, settings: MethodSettings) -> MethodSettings {
         if method == Method::Sgd {
             return settings;
         }
@@ -262,29 +263,36 @@ pub struct Summary {
 }
 
 fn load(dir: &Path) -> Result<Curves, Failure> {
-    let read = |name: &str| -> Result<Dataset, Failure> {
-        let (shape, data) = natgrad_data::npy::read(&dir.join(name))?;
-        if shape.len() != 2 || shape[1] != 784 {
-            return Err(format!(
-                "{}: expected an N×784 array, got shape {shape:?}",
-                dir.join(name).display()
-            )
-            .into());
-        }
-        Ok(Dataset { width: 784, data: data.into_iter().map(|v| v as f32).collect() })
-    };
-    Ok(Curves { train: read("train.npy")?, test: read("test.npy")? })
+    Ok(Curves {
+        train: read_examples(&dir.join("train.npy"), 784)?,
+        test: read_examples(&dir.join("test.npy"), 784)?,
+    })
 }
 
-/// The starting parameters: `--init` (checked: length and finite values) or the sparse init.
-fn initial_parameters(options: &CurvesBench, layout: &ParamLayout) -> Result<Vec<f32>, Failure> {
-    let Some(path) = &options.init else {
-        return Ok(sparse_init::<f32>(layout, options.seed));
+/// An N×`width` `.npy` file as a data set; NaN or ±∞ anywhere is an error naming the file
+/// (rejected before training starts).
+pub fn read_examples(path: &Path, width: usize) -> Result<Dataset, Failure> {
+    let (shape, data) = natgrad_data::npy::read(path)?;
+    if shape.len() != 2 || shape[1] != width {
+        return Err(format!("{}: expected an N×{width} array, got shape {shape:?}", path.display()).into());
+    }
+    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+        let (row, column) = (i / width, i % width);
+        return Err(format!("{}: value [{row}, {column}] is {} (not finite)", path.display(), data[i]).into());
+    }
+    Ok(Dataset { width, data: data.into_iter().map(|v| v as f32).collect() })
+}
+
+/// The starting parameters: the `.npy` file at `init` (checked: length and finite values) or
+/// Martens' sparse init from `seed`.
+pub fn initial_parameters(init: Option<&Path>, layout: &ParamLayout, seed: u64) -> Result<Vec<f32>, Failure> {
+    let Some(path) = init else {
+        return Ok(sparse_init::<f32>(layout, seed));
     };
     let (shape, values) = natgrad_data::npy::read(path)?;
     if values.len() != layout.len() {
         return Err(format!(
-            "{}: the Curves autoencoder has {} parameters, the file holds {} (shape {shape:?})",
+            "{}: the model has {} parameters, the file holds {} (shape {shape:?})",
             path.display(),
             layout.len(),
             values.len()
@@ -298,7 +306,7 @@ fn initial_parameters(options: &CurvesBench, layout: &ParamLayout) -> Result<Vec
 }
 
 /// Optimizer and batching of a method.
-fn setup(
+pub(crate) fn setup(
     method: Method,
     settings: &MethodSettings,
     seed: u64,
@@ -342,7 +350,7 @@ pub fn run(options: &CurvesBench) -> Result<Vec<Summary>, Failure> {
         }
     };
     let model = crate::nn::curves_autoencoder();
-    let theta0 = initial_parameters(options, &model.layout)?;
+    let theta0 = initial_parameters(options.init.as_deref(), &model.layout, options.seed)?;
     if let Some(path) = &options.save_init {
         natgrad_data::npy::write(path, &[theta0.len()], &theta0)?;
     }

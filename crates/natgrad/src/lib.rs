@@ -6,6 +6,7 @@
 //! `main.rs`) is the command-line front end.
 
 pub mod bench;
+pub mod checkpointed;
 pub mod compile;
 pub mod curves_bench;
 pub mod models;

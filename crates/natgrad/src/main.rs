@@ -4,8 +4,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
 use natgrad::autodiff;
-use natgrad::curves_bench::{CurvesBench, Method, Overrides};
+use natgrad::checkpointed::{TrainRun, train_checkpointed, write_parameters};
+use natgrad::curves_bench::{CurvesBench, Method, MethodSettings, Overrides};
+use natgrad::data::{Curves, CurvesOptions};
 use natgrad::models::model_from_spec;
 use natgrad::optim::Solver;
 use natgrad::prelude::DType;
@@ -48,6 +51,49 @@ enum Command {
         /// GPU architecture for `--emit ptx`.
         #[arg(long, value_enum, default_value_t = ArchArg::Sm90)]
         arch: ArchArg,
+    },
+    /// Train an autoencoder with one method, checkpointed: a killed run started again with
+    /// the same command resumes from its checkpoint.
+    Train {
+        /// `curves` or `autoencoder:ENCODER_SIZES` (e.g. `autoencoder:784,32,8`).
+        #[arg(long, default_value = "curves")]
+        model: String,
+        /// ngd, ngd-l, ncg-l, ncg-f, sgd or hf (settings as in `bench curves`' default run).
+        #[arg(long, default_value = "ngd")]
+        method: String,
+        /// Stop after N iterations in all (counting those before a resume).
+        #[arg(long)]
+        iterations: Option<usize>,
+        /// Stop after this many seconds of training (counted from each start).
+        #[arg(long)]
+        budget: Option<f64>,
+        /// Training examples: an N×784 `train.npy` in this directory (default: generated Curves).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Generated Curves images to train on (without --data).
+        #[arg(long, default_value_t = 5_000)]
+        train_size: usize,
+        /// Start from these parameters (.npy) instead of the sparse init.
+        #[arg(long)]
+        init: Option<PathBuf>,
+        #[command(flatten)]
+        overrides: OverrideArgs,
+        /// Checkpoint file: resumed from when it exists, written every --checkpoint-every
+        /// iterations and at the end (atomically).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Iterations between checkpoints.
+        #[arg(long, default_value_t = 10)]
+        checkpoint_every: usize,
+        /// Where to write the trained parameters (.npy, float32; written atomically).
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed for data, initialisation and batches.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Where compiled code runs: `cpu`, or `cuda[:N]` in a build with the cuda feature.
+        #[arg(long, default_value = "cpu")]
+        device: natgrad::Device,
     },
     /// Benchmarks.
     #[command(subcommand)]
@@ -310,6 +356,43 @@ fn main() -> ExitCode {
 
 type Failure = Box<dyn std::error::Error>;
 
+/// `natgrad train`: runs with a progress bar, writes the parameters (the last good ones when
+/// a step failed, and then reports the failure).
+fn train_command(run: &TrainRun, out: &Path) -> Result<(), Failure> {
+    let bar = match run.iterations {
+        Some(n) => ProgressBar::new(n as u64),
+        None => ProgressBar::no_length(),
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>6} [{bar:30}] {pos}/{len} {elapsed:>4} {msg}")?
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(run.method.name());
+    let trained = train_checkpointed(run, |iteration, loss| {
+        bar.set_position(iteration as u64);
+        bar.set_message(format!("loss {loss:.4}"));
+    })?;
+    bar.finish_and_clear();
+    write_parameters(out, &trained.theta)?;
+    let resumed = trained.resumed_from.map(|k| format!(" (resumed at iteration {k})")).unwrap_or_default();
+    let loss = trained.loss.map(|l| format!(", last batch loss {l:.6}")).unwrap_or_default();
+    eprintln!(
+        "{}: {} iterations{resumed}{loss}; wrote {}",
+        run.method.name(),
+        trained.iterations,
+        out.display()
+    );
+    match trained.failure {
+        Some(failure) => Err(format!(
+            "{failure}; {} holds the parameters of iteration {}",
+            out.display(),
+            trained.iterations
+        )
+        .into()),
+        None => Ok(()),
+    }
+}
+
 /// The values of a `.npy` file as `T`; NaN or ±∞ anywhere is an error naming the file.
 fn read_as<T: natgrad::ir::Scalar>(path: &Path) -> Result<Vec<T>, Failure> {
     let values = natgrad::npy::read(path)?.1;
@@ -460,6 +543,55 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 ..CurvesBench::reduced()
             };
             natgrad::curves_bench::run(&options)?;
+        }
+        Command::Train {
+            model,
+            method,
+            iterations,
+            budget,
+            data,
+            train_size,
+            init,
+            overrides,
+            checkpoint,
+            checkpoint_every,
+            out,
+            seed,
+            device,
+        } => {
+            let method = Method::from_name(method.trim())
+                .ok_or_else(|| format!("unknown method `{method}` (ngd, ngd-l, ncg-l, ncg-f, sgd, hf)"))?;
+            if iterations.is_none() && budget.is_none() {
+                return Err("give --iterations N or --budget SECONDS (or both)".into());
+            }
+            if let Some(b) = budget.filter(|b| b.is_nan() || *b <= 0.0) {
+                return Err(format!("--budget must be a positive number of seconds, got {b}").into());
+            }
+            let model = model_from_spec(&model, DType::F32)?;
+            let data = match &data {
+                Some(dir) => natgrad::curves_bench::read_examples(&dir.join("train.npy"), 784)?,
+                None => {
+                    let options =
+                        CurvesOptions { seed, train: train_size, test: 0, ..CurvesOptions::default() };
+                    Curves::generate(&options).train
+                }
+            };
+            let run = TrainRun {
+                settings: overrides
+                    .into_overrides()?
+                    .apply(method, MethodSettings::tuned(method, data.len())),
+                init: natgrad::curves_bench::initial_parameters(init.as_deref(), &model.layout, seed)?,
+                model,
+                method,
+                data,
+                iterations,
+                budget: budget.map(Duration::from_secs_f64),
+                checkpoint,
+                checkpoint_every,
+                seed,
+                compile: compile_options(device),
+            };
+            train_command(&run, &out)?;
         }
         Command::Fvp { model, params, inputs, vector, out, dtype, device } => {
             let options = compile_options(device);

@@ -40,6 +40,11 @@ fn files() -> PathBuf {
     write("x_truncated.npy", &good[..good.len() - 7]);
     write("x_corrupt.npy", b"\x93NUMPY\x01\x00garbage that is not a header");
     write("not_npy.npy", b"hello");
+    std::fs::create_dir_all(dir.join("nan_data")).unwrap();
+    npy("nan_data/train.npy", &[2, 784], &[f64::NAN; 2 * 784]);
+    write("other_model.ckpt", b"natgrad-checkpoint 1\nngd\n3\n3ff0000000000000 3ff0000000000000\n\n0\n");
+    write("other_method.ckpt", b"natgrad-checkpoint 1\nsgd\n3\n3ff0000000000000\n\n0\n");
+    write("corrupt.ckpt", b"natgrad-checkpoint 1\nngd\nthree\n");
     dir
 }
 
@@ -82,6 +87,14 @@ fn bad_inputs_are_errors_that_name_the_thing() {
         .to_vec()
     };
     let args = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let train = |extra: &[&str]| -> Vec<String> {
+        let mut list = args(&["train", "--train-size", "20", "--out", &p("trained.npy")]);
+        if !extra.contains(&"--model") {
+            list.extend(args(&["--model", "autoencoder:784,4"]));
+        }
+        list.extend(args(extra));
+        list
+    };
     let cases: Vec<(Vec<String>, &str)> = vec![
         (fvp("missing.json", "theta.npy", "x.npy", "v.npy"), "missing.json"),
         (fvp("bad.json", "theta.npy", "x.npy", "v.npy"), "bad.json"),
@@ -116,6 +129,29 @@ fn bad_inputs_are_errors_that_name_the_thing() {
         (args(&["bench", "curves", "--iterations", "-3"]), "'-3'"),
         (args(&["bench", "curves", "--batch", "x"]), "--batch"),
         (args(&["data", "curves", "--out", "/proc/no/such/dir"]), "/proc/no/such/dir"),
+        (train(&[]), "--iterations"),
+        (train(&["--iterations", "1", "--model", "mlp:784,10:softmax"]), "autoencoders"),
+        (train(&["--iterations", "1", "--model", "autoencoder:784"]), "at least an input and a code size"),
+        (
+            train(&["--iterations", "1", "--model", "autoencoder:4,2"]),
+            "takes 4 values per example, the data has 784",
+        ),
+        (train(&["--iterations", "1", "--data", &p("nan_data")]), "train.npy: value [0, 0] is NaN"),
+        (
+            train(&["--iterations", "1", "--checkpoint", &p("other_model.ckpt")]),
+            "holds 2 parameters, the model has 7060",
+        ),
+        (
+            train(&["--iterations", "1", "--checkpoint", &p("other_method.ckpt")]),
+            "checkpoint is of sgd, not ngd",
+        ),
+        (train(&["--iterations", "1", "--checkpoint", &p("corrupt.ckpt")]), "corrupt.ckpt"),
+        (
+            train(&["--iterations", "1", "--checkpoint-every", "0", "--checkpoint", &p("new.ckpt")]),
+            "--checkpoint-every",
+        ),
+        (train(&["--iterations", "1", "--method", "adam"]), "adam"),
+        (args(&["bench", "curves", "--data", &p("nan_data")]), "train.npy: value [0, 0] is NaN"),
         (args(&["fvp"]), "--model"),
         (args(&["frobnicate"]), "frobnicate"),
     ];

@@ -108,7 +108,8 @@ impl Checkpoint {
     }
 
     /// Restores parameters and optimizer state, and replays the problem's batch streams to
-    /// where the checkpointed run was. Returns the iterations already done.
+    /// where the checkpointed run was. Returns the iterations already done. A checkpoint of
+    /// another optimizer or of a model with another parameter count is an error.
     pub fn resume<P: Problem, O: Optimizer<P> + ?Sized>(
         &self,
         problem: &mut P,
@@ -119,6 +120,13 @@ impl Checkpoint {
             return Err(format!("checkpoint is of {}, not {}", self.method, optimizer.name()));
         }
         let ops = problem.ops().clone();
+        if self.theta.len() != ops.len(theta) {
+            return Err(format!(
+                "checkpoint holds {} parameters, the model has {}",
+                self.theta.len(),
+                ops.len(theta)
+            ));
+        }
         *theta = ops.vector_from_f64(&self.theta);
         optimizer.restore(&ops, &self.state);
         for _ in 0..self.iteration {

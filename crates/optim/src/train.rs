@@ -1,5 +1,6 @@
 //! The training loop shared by every optimizer: iterations, a record per iteration,
-//! stopping by iterations / time / target loss, and NaN / Inf detection.
+//! stopping by iterations / time / target loss, and NaN / Inf detection (a failed or
+//! non-finite step restores the parameters of the last good iteration).
 
 use std::time::{Duration, Instant};
 
@@ -77,8 +78,11 @@ pub struct StopWhen {
 /// Training failures.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    /// The loss or the parameters became NaN or infinite.
-    #[error("iteration {iteration}: {what} is not finite ({value}); stopped instead of continuing")]
+    /// The loss or the parameters became NaN or infinite; the parameters were restored to
+    /// those of the previous iteration.
+    #[error(
+        "iteration {iteration}: {what} is not finite ({value}); stopped, the parameters are restored to those before this iteration"
+    )]
     NonFinite {
         /// Iteration.
         iteration: usize,
@@ -87,8 +91,9 @@ pub enum TrainError {
         /// The offending value.
         value: f64,
     },
-    /// The problem or solver failed.
-    #[error("iteration {iteration}: {source}")]
+    /// The problem or solver failed; the parameters were restored to those of the previous
+    /// iteration.
+    #[error("iteration {iteration}: {source} (the parameters are restored to those before this iteration)")]
     Step {
         /// Iteration.
         iteration: usize,
@@ -99,6 +104,10 @@ pub enum TrainError {
 
 /// Runs `optimizer` from `theta` until `stop`; `on_record` sees every record as it is made
 /// (progress bars, evaluation at chosen iterations). Returns the records.
+///
+/// When a step fails or leaves the loss or the parameters NaN or infinite, `theta` is
+/// restored to its value before that step (the last good parameters) and the error says so:
+/// a run never ends with garbage parameters.
 pub fn train<P: Problem, O: Optimizer<P> + ?Sized>(
     problem: &mut P,
     optimizer: &mut O,
@@ -108,20 +117,23 @@ pub fn train<P: Problem, O: Optimizer<P> + ?Sized>(
 ) -> Result<Vec<Record>, TrainError> {
     let start = Instant::now();
     let mut records = Vec::new();
+    let ops = problem.ops().clone();
+    let mut last_good = ops.zeros_like(theta);
+    ops.copy(theta, &mut last_good);
     for iteration in 1.. {
         if stop.max_iterations.is_some_and(|m| iteration > m)
             || stop.time.is_some_and(|t| start.elapsed() >= t)
         {
             break;
         }
-        let step = optimizer.step(problem, theta).map_err(|source| TrainError::Step { iteration, source })?;
-        if !step.loss.is_finite() {
-            return Err(TrainError::NonFinite { iteration, what: "loss", value: step.loss });
-        }
-        let norm = problem.ops().norm(theta);
-        if !norm.is_finite() {
-            return Err(TrainError::NonFinite { iteration, what: "parameters", value: norm });
-        }
+        let step = match checked_step(problem, optimizer, theta, iteration) {
+            Ok(step) => step,
+            Err(error) => {
+                ops.copy(&last_good, theta);
+                return Err(error);
+            }
+        };
+        ops.copy(theta, &mut last_good);
         let reached = stop.target_loss.is_some_and(|t| step.loss <= t);
         let record = Record { iteration, seconds: start.elapsed().as_secs_f64(), step };
         on_record(&record, theta);
@@ -131,4 +143,22 @@ pub fn train<P: Problem, O: Optimizer<P> + ?Sized>(
         }
     }
     Ok(records)
+}
+
+/// One optimizer step, failing when it errs or leaves the loss or `theta` non-finite.
+fn checked_step<P: Problem, O: Optimizer<P> + ?Sized>(
+    problem: &mut P,
+    optimizer: &mut O,
+    theta: &mut <P::Ops as VectorOps>::Vector,
+    iteration: usize,
+) -> Result<StepInfo, TrainError> {
+    let step = optimizer.step(problem, theta).map_err(|source| TrainError::Step { iteration, source })?;
+    if !step.loss.is_finite() {
+        return Err(TrainError::NonFinite { iteration, what: "loss", value: step.loss });
+    }
+    let norm = problem.ops().norm(theta);
+    if !norm.is_finite() {
+        return Err(TrainError::NonFinite { iteration, what: "parameters", value: norm });
+    }
+    Ok(step)
 }

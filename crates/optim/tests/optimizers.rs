@@ -2,7 +2,7 @@
 
 use natgrad_optim::{
     Conjugacy, Damping, HessianFree, HostOf, Ncg, Ngd, OpError, Optimizer, Problem, SecondOrder, Sgd, Solver,
-    StepSize, StopWhen, TrainError, train,
+    StepInfo, StepSize, StopWhen, TrainError, train,
 };
 
 type Matrix = Vec<Vec<f64>>;
@@ -190,20 +190,59 @@ fn bfgs_minimises_a_small_quadratic() {
 }
 
 #[test]
-fn non_finite_losses_stop_training_with_an_error() {
+fn non_finite_steps_stop_training_with_the_last_good_parameters_restored() {
     let mut q = quadratic(6, true);
     let mut theta = vec![1.0; 6];
     let mut sgd: Sgd<Vec<f64>> = Sgd::new(1e3, 0.0); // diverges
+    let mut good = vec![theta.clone()];
     let err = train(
         &mut q,
         &mut sgd,
         &mut theta,
         &StopWhen { max_iterations: Some(10_000), ..Default::default() },
-        |_, _| {},
+        |_, theta| good.push(theta.clone()),
     )
     .unwrap_err();
-    assert!(matches!(err, TrainError::NonFinite { .. }), "{err}");
+    let TrainError::NonFinite { iteration, .. } = err else { panic!("{err}") };
     assert!(err.to_string().contains("is not finite"), "{err}");
+    assert!(err.to_string().contains("restored"), "{err}");
+    // Diverged over several iterations, then stopped with the parameters of the last
+    // recorded (finite) iteration, bit for bit.
+    assert_eq!(iteration, good.len(), "{err}");
+    assert!(iteration > 3, "{err}");
+    assert!(theta.iter().all(|v| v.is_finite()));
+    let last = good.last().unwrap();
+    assert!(theta.iter().zip(last).all(|(a, b)| a.to_bits() == b.to_bits()), "{theta:?} vs {last:?}");
+}
+
+/// Takes a good step, then fails (as a solver breakdown would) after scribbling on θ.
+struct FailsOnSecondStep {
+    steps: usize,
+}
+
+impl Optimizer<Quadratic> for FailsOnSecondStep {
+    fn name(&self) -> &'static str {
+        "fails"
+    }
+    fn step(&mut self, _: &mut Quadratic, theta: &mut Vec<f64>) -> Result<StepInfo, OpError> {
+        self.steps += 1;
+        theta.iter_mut().for_each(|v| *v *= 0.5);
+        if self.steps == 2 {
+            return Err("solver broke down".into());
+        }
+        Ok(StepInfo { loss: 1.0, ..Default::default() })
+    }
+}
+
+#[test]
+fn a_failed_step_restores_the_parameters_before_it() {
+    let mut q = quadratic(4, true);
+    let mut theta = vec![1.0; 4];
+    let err = train(&mut q, &mut FailsOnSecondStep { steps: 0 }, &mut theta, &StopWhen::default(), |_, _| {})
+        .unwrap_err();
+    assert!(matches!(err, TrainError::Step { iteration: 2, .. }), "{err}");
+    assert!(err.to_string().contains("solver broke down"), "{err}");
+    assert_eq!(theta, vec![0.5; 4], "the first step's parameters, not the failed second step's");
 }
 
 #[test]
