@@ -254,6 +254,24 @@ proptest! {
     }
 }
 
+/// Found by fuzzing (`fuzz/seeds/compile_graph/dead-kernel`): without the simplifier, an
+/// elementwise node nothing uses became a kernel with no outputs, and running it panicked.
+#[test]
+fn unsimplified_graphs_with_dead_elementwise_nodes_run() {
+    let b = Builder::new(DType::F32);
+    let a = b.input("a", bx(3));
+    let c = b.input("c", bx(3));
+    let _dead = -&c;
+    let graph = b.finish(&[&(-&a)]).unwrap();
+    let program =
+        compile::<f32>(&graph, &CompileOptions { simplify: false, ..CompileOptions::default() }).unwrap();
+    let mut session = program.open_session(2);
+    session.set("a", &[1.0, -2.0, 3.0, 0.5, 0.0, -1.0]).unwrap();
+    session.set("c", &[0.0; 6]).unwrap();
+    session.run(0).unwrap();
+    assert_eq!(session.output(0).unwrap(), vec![-1.0, 2.0, -3.0, -0.5, -0.0, 1.0]);
+}
+
 /// The f32 vector `exp` polynomial against the platform's `expf`, over the whole range.
 #[test]
 fn fast_exp_is_accurate() {

@@ -303,7 +303,11 @@ fn lower(graph: &Graph, groups: &[FusionGroup], partition: &Partition) -> Result
         let shape = groups[key.0].shape.clone();
         let sums = column_sums.get(&key).map_or(&[][..], Vec::as_slice);
         let unit = builder.kernel(&nodes, sums, &member_of, key, shape, Phase::Run(key.1));
-        units.push((nodes[0].index(), unit));
+        // Found by fuzzing: in an unsimplified graph a group may be dead code (no member used
+        // outside it, none an output); a kernel writing nothing is not scheduled.
+        if !unit.outputs.is_empty() {
+            units.push((nodes[0].index(), unit));
+        }
     }
     for id in graph.node_ids() {
         if member_of.contains_key(&id) {
