@@ -3,6 +3,7 @@
 # seeds in fuzz/seeds/TARGET; the growing corpus stays in fuzz/corpus/ (git-ignored), and
 # crashes land in fuzz/artifacts/. Needs the nightly toolchain and cargo-fuzz
 # (`cargo install cargo-fuzz`). Prints libFuzzer's last status line per target.
+# `.ci/run` runs it for 20 s per target as a smoke test; a crash makes it exit non-zero.
 #   scripts/fuzz.sh 600
 set -euo pipefail
 seconds=${1:-60}

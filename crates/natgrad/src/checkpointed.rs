@@ -124,7 +124,7 @@ pub fn train_checkpointed(
         let records = match records {
             Ok(records) => records,
             Err(failure) => {
-                let iterations = done + failure_iteration(&failure) - 1;
+                let iterations = done + failure.iteration() - 1;
                 return Ok(Trained { theta, iterations, resumed_from, loss, failure: Some(failure) });
             }
         };
@@ -154,13 +154,6 @@ fn write_checkpoint(
     Checkpoint::capture::<ModelProblem<f32>, _>(problem.ops(), optimizer, theta, done)
         .write(path)
         .map_err(|e| format!("{}: {e}", path.display()).into())
-}
-
-/// The iteration (counted from the start of that `train` call) a failure happened at.
-fn failure_iteration(failure: &TrainError) -> usize {
-    match failure {
-        TrainError::NonFinite { iteration, .. } | TrainError::Step { iteration, .. } => *iteration,
-    }
 }
 
 /// Writes `theta` as a float32 `.npy` atomically: a temporary file renamed into place, so a

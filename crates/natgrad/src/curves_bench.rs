@@ -260,6 +260,8 @@ pub struct Summary {
     pub compile_seconds: f64,
     /// Smallest and largest damping λ used ((∞, −∞) when no λ was used, as for SGD).
     pub damping_range: (f64, f64),
+    /// Why the method stopped before its budget (a failed or non-finite step), if it did.
+    pub stopped: Option<String>,
 }
 
 fn load(dir: &Path) -> Result<Curves, Failure> {
@@ -429,6 +431,7 @@ fn run_method(
     let mut last_error = start_error;
     let mut failure: Option<String> = None;
     let mut damping_range = (f64::INFINITY, f64::NEG_INFINITY);
+    let mut last_seconds = 0.0;
     let records = train(
         &mut problem,
         optimizer.as_mut(),
@@ -439,6 +442,7 @@ fn run_method(
             ..StopWhen::default()
         },
         |record, theta| {
+            last_seconds = record.seconds;
             let seconds = record.seconds - eval_seconds;
             let s = &record.step;
             if method != Method::Sgd {
@@ -475,9 +479,16 @@ fn run_method(
     if let Some(f) = failure {
         return Err(f.into());
     }
-    let records = records?;
-    let iterations = records.len();
-    let seconds = records.last().map_or(0.0, |r| r.seconds) - eval_seconds;
+    // A failed or non-finite step ends this method with its last good parameters (restored
+    // by `train`); the benchmark reports it and goes on with the next method.
+    let (iterations, stopped) = match records {
+        Ok(records) => (records.len(), None),
+        Err(e) => {
+            eprintln!("{:>6}: {e}; its results are those of iteration {}", method.name(), e.iteration() - 1);
+            (e.iteration() - 1, Some(e.to_string()))
+        }
+    };
+    let seconds = last_seconds - eval_seconds;
     let train_error = error.error(&theta, train_inputs, 2500)?;
     let test_error = error.error(&theta, test_inputs, 2500)?;
     if points.last().map(|p| p.0) != Some(iterations as f64) && iterations > 0 {
@@ -499,6 +510,7 @@ fn run_method(
         metric_products: problem.metric_products,
         compile_seconds: problem.compile_seconds,
         damping_range,
+        stopped,
     };
     Ok((summary, points))
 }
@@ -535,8 +547,9 @@ pub fn summary_table(title: &str, summaries: &[Summary]) -> String {
     for s in summaries {
         let _ = writeln!(
             out,
-            "| {} | {:.3} | {:.3} | {:.1} | {} | {} | {} | {} |",
+            "| {}{} | {:.3} | {:.3} | {:.1} | {} | {} | {} | {} |",
             s.method.name(),
+            if s.stopped.is_some() { " (stopped early)" } else { "" },
             s.train_error,
             s.test_error,
             s.seconds,
@@ -549,6 +562,11 @@ pub fn summary_table(title: &str, summaries: &[Summary]) -> String {
             },
             settings_text(s.method, &s.settings)
         );
+    }
+    for s in summaries {
+        if let Some(why) = &s.stopped {
+            let _ = writeln!(out, "\n{} stopped early: {why}", s.method.name());
+        }
     }
     out
 }

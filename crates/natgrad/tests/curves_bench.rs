@@ -97,3 +97,34 @@ fn a_start_of_the_wrong_length_is_an_error_naming_the_file() {
     assert!(message.contains("short.npy") && message.contains("842340"), "{message}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_method_that_turns_non_finite_is_reported_and_the_benchmark_goes_on() {
+    let dir = std::env::temp_dir().join(format!("natgrad-curves-nan-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Finite, but large enough that the forward pass overflows f32 in the decoder.
+    let path = dir.join("huge.npy");
+    let n = natgrad::nn::curves_autoencoder().layout.len();
+    natgrad::npy::write(&path, &[n], &vec![1e37f32; n]).unwrap();
+    let options = CurvesBench {
+        methods: vec![Method::Sgd, Method::Ngd],
+        out: dir.join("out"),
+        sizes: Some((64, 16)),
+        max_iterations: Some(2),
+        init: Some(path),
+        ..CurvesBench::reduced()
+    };
+    let summaries = run(&options).unwrap();
+    assert_eq!(summaries.len(), 2, "both methods ran");
+    for s in &summaries {
+        let why = s.stopped.as_deref().unwrap_or_else(|| panic!("{:?} did not stop", s.method));
+        assert!(why.contains("not finite") && why.contains("restored"), "{why}");
+        assert_eq!(s.iterations, 0);
+    }
+    let table = std::fs::read_to_string(dir.join("out").join("summary.md")).unwrap();
+    assert!(
+        table.contains("| sgd (stopped early) |") && table.contains("ngd stopped early: iteration 1"),
+        "{table}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -102,6 +102,15 @@ pub enum TrainError {
     },
 }
 
+impl TrainError {
+    /// The iteration that failed (the parameters are those after the one before it).
+    pub fn iteration(&self) -> usize {
+        match self {
+            TrainError::NonFinite { iteration, .. } | TrainError::Step { iteration, .. } => *iteration,
+        }
+    }
+}
+
 /// Runs `optimizer` from `theta` until `stop`; `on_record` sees every record as it is made
 /// (progress bars, evaluation at chosen iterations). Returns the records.
 ///
