@@ -2,7 +2,7 @@
 //! products), appending the adjoint nodes to the graph. One exhaustive `match`, one arm per
 //! op; adjoints of broadcasts and reductions sum back to the operand's shape.
 
-use natgrad_ir::{Binary, Compare, Graph, NodeId, Op, Provenance, Reduce, Unary};
+use natgrad_ir::{Binary, Compare, Dim, Graph, NodeId, Op, Provenance, Reduce, Unary};
 
 use crate::emit::{Emit, Tangent};
 use crate::rop::{pow_slope, sigmoid_slope, tanh_slope};
@@ -237,6 +237,16 @@ fn rule(
             }
             one(e.op(Op::Transpose { perm: inverse }, &[g])?)
         }
+        // y = im2col(x); x̄ = col2im(ȳ) (the adjoint adds each patch value back to its pixel)
+        Op::Im2col { window } => {
+            let image = match e.graph.shape(x[0]).0.as_slice() {
+                [_, Dim::Fixed(h), Dim::Fixed(w), _] => [*h, *w],
+                _ => unreachable!("im2col's operand is a checked NHWC image"),
+            };
+            one(e.op(Op::Col2im { window: *window, image }, &[g])?)
+        }
+        // y = col2im(x); x̄ = im2col(ȳ)
+        Op::Col2im { window, .. } => one(e.op(Op::Im2col { window: *window }, &[g])?),
         Op::Reduce { kind, axes, .. } => {
             let shape = e.graph.shape(x[0]).clone();
             let kept = e.keep_dims_shape(&shape, axes);

@@ -184,9 +184,11 @@ fn rule(e: &mut Emit, op: &Op, y: NodeId, x: &[NodeId], dx: &[Tangent]) -> Resul
             e.add_tangents(to_tangent(left), to_tangent(right))
         }
         // Linear ops: dy = op(dx)
-        Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. } => {
-            v(e.op(op.clone(), &[d(0).expect("non-zero")])?)
-        }
+        Op::Broadcast { .. }
+        | Op::Reshape { .. }
+        | Op::Transpose { .. }
+        | Op::Im2col { .. }
+        | Op::Col2im { .. } => v(e.op(op.clone(), &[d(0).expect("non-zero")])?),
         Op::Reduce { kind, axes, keep_dims } => {
             let dx = d(0).expect("non-zero");
             match kind {

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use natgrad_autodiff::{Tangent, lop_in, rop_in};
-use natgrad_ir::{Bindings, Builder, Compare, DType, Dim, Expr, NodeId, Op, Shape, Tensor};
+use natgrad_ir::{Bindings, Builder, Compare, DType, Dim, Expr, NodeId, Op, Shape, Tensor, Window};
 
 const BATCH: usize = 3;
 
@@ -114,6 +114,28 @@ fn layout_ops() {
     check("reshape", &[bx(6)], |x| x[0].reshape(Shape(vec![Dim::Batch, Dim::Fixed(2), Dim::Fixed(3)])));
     check("transpose", &[bx(4)], |x| x[0].transpose(&[1, 0]));
     check("transpose3", &[fixed(&[2, 3, 4])], |x| x[0].transpose(&[2, 0, 1]));
+}
+
+fn nhwc(h: usize, w: usize, c: usize) -> (Shape, Domain) {
+    (Shape(vec![Dim::Batch, Dim::Fixed(h), Dim::Fixed(w), Dim::Fixed(c)]), Domain::Any)
+}
+
+#[test]
+fn convolutions_and_stacked_matmuls() {
+    let window = |k: usize, s: usize, p: usize| Window { kernel: [k, k], stride: [s, s], padding: [p, p] };
+    check("im2col", &[nhwc(4, 5, 2)], |x| x[0].im2col(window(3, 1, 1)));
+    check("im2col-strided", &[nhwc(5, 5, 1)], |x| {
+        x[0].im2col(Window { kernel: [2, 3], stride: [2, 1], padding: [0, 1] })
+    });
+    check("col2im", &[nhwc(2, 3, 8)], |x| x[0].col2im(window(2, 2, 1), [3, 4]));
+    check("conv2d", &[nhwc(4, 4, 2), fixed(&[3, 3, 2, 3])], |x| x[0].conv2d(&x[1], [1, 1], [1, 1]));
+    check("conv2d-strided-sigmoid", &[nhwc(5, 4, 1), fixed(&[2, 2, 1, 2])], |x| {
+        x[0].conv2d(&x[1], [2, 1], [0, 1]).sigmoid()
+    });
+    let stack = |m: usize, k: usize| (Shape(vec![Dim::Batch, Dim::Fixed(m), Dim::Fixed(k)]), Domain::Any);
+    check("mm-stacked", &[stack(3, 4), fixed(&[4, 2])], |x| x[0].matmul(&x[1]));
+    check("mm-stacked-tb", &[stack(3, 4), fixed(&[2, 4])], |x| x[0].matmul_t(&x[1], false, true));
+    check("mm-stacked-ta", &[stack(3, 4), stack(3, 2)], |x| x[0].matmul_t(&x[1], true, false));
 }
 
 #[test]

@@ -10,7 +10,7 @@ use natgrad_autodiff::{
     Product, empirical_fisher_product, fisher_product, gauss_newton_product, gradient, rop,
 };
 use natgrad_ir::nn::{self, Activation};
-use natgrad_ir::{Bindings, DType, Model, NodeId, Op, OutputKind, Provenance, Tensor, eval_nodes};
+use natgrad_ir::{Bindings, DType, Model, NodeId, Op, OutputKind, Provenance, Tensor, Window, eval_nodes};
 
 fn models() -> Vec<(&'static str, Model)> {
     use Activation::*;
@@ -20,6 +20,19 @@ fn models() -> Vec<(&'static str, Model)> {
         ("sigmoid-linear", nn::mlp(&[3, 4, 2], &[Sigmoid, Linear], DType::F64).unwrap()),
         ("deep-tanh-relu-softmax", nn::mlp(&[3, 4, 3, 3], &[Tanh, Relu, Softmax], DType::F64).unwrap()),
         ("narrow-curves", nn::autoencoder(&[5, 4, 3, 2], DType::F64).unwrap()),
+        (
+            "convnet-sigmoid",
+            nn::convnet(
+                [4, 5, 2],
+                Window { kernel: [3, 2], stride: [2, 1], padding: [1, 0] },
+                3,
+                4,
+                3,
+                [Sigmoid, Tanh, Sigmoid],
+                DType::F64,
+            )
+            .unwrap(),
+        ),
     ]
 }
 

@@ -4,7 +4,7 @@
 
 use std::any::TypeId;
 
-use natgrad_ir::{Reduce, Scalar};
+use natgrad_ir::{Reduce, Scalar, Window};
 use rayon::ThreadPool;
 
 /// Below this many multiply-adds a GEMM runs on the calling thread.
@@ -253,5 +253,16 @@ pub fn reduce<T: Scalar>(x: &[T], shape: &[usize], kind: Reduce, axes: &[usize],
         let count: usize = axes.iter().map(|&a| shape[a]).product();
         let scale = T::from_f64(count as f64);
         out[..out_len].iter_mut().for_each(|v| *v = *v / scale);
+    }
+}
+
+/// im2col (`adjoint` false: `x` images, `out` patches) or col2im (`x` patches, `out` images,
+/// zeroed first, every patch value added to its pixel) over NHWC images of shape `image`.
+pub fn patches<T: Scalar>(x: &[T], image: [usize; 4], window: &Window, adjoint: bool, out: &mut [T]) {
+    out.fill(T::zero());
+    if adjoint {
+        window.for_each_patch_value(image, |column, pixel| out[pixel] = out[pixel] + x[column]);
+    } else {
+        window.for_each_patch_value(image, |column, pixel| out[column] = x[pixel]);
     }
 }

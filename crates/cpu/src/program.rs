@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use natgrad_ir::{NodeId, Scalar, Shape};
 use natgrad_lower::{
     Backend, BoundInputs, CompileOptions, Error, Executable, KernelSpec, MemoryPlan, Phase, Plan, Profile,
-    Work,
+    Work, as_matrix,
 };
 
 use rayon::ThreadPool;
@@ -178,7 +178,7 @@ impl<T: Scalar> Session<T> {
                 self.run_kernel(program.kernel_of_unit[u].expect("kernel unit"), spec, shape, args)
             }
             Work::MatMul { a, b, ta, tb } => self.with_output(out, |s, o| {
-                let (ad, bd) = (s.dims(*a), s.dims(*b));
+                let (ad, bd) = (as_matrix(&s.dims(*a)), as_matrix(&s.dims(*b)));
                 host::matmul(
                     &program.pool,
                     s.value(*a),
@@ -196,6 +196,10 @@ impl<T: Scalar> Session<T> {
             Work::Transpose { x, perm } => {
                 self.with_output(out, |s, o| host::transpose(s.value(*x), &s.dims(*x), perm, o))
             }
+            Work::Patches { x, window, adjoint } => self.with_output(out, |s, o| {
+                let image = if *adjoint { s.dims(out) } else { s.dims(*x) };
+                host::patches(s.value(*x), [image[0], image[1], image[2], image[3]], window, *adjoint, o)
+            }),
             Work::Broadcast { x } => {
                 self.with_output(out, |s, o| host::broadcast(s.value(*x), &s.dims(*x), &s.dims(out), o))
             }

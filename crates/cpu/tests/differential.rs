@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use natgrad_cpu::Program;
 use natgrad_ir::Scalar;
-use natgrad_ir::{Bindings, Builder, Compare, DType, Dim, Expr, Graph, Op, Shape, Tensor, eval};
+use natgrad_ir::{Bindings, Builder, Compare, DType, Dim, Expr, Graph, Op, Shape, Tensor, Window, eval};
 use natgrad_lower::{CompileOptions, Executable as _, Partition, Plan, Session as _};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
@@ -202,6 +202,26 @@ fn matmuls() {
     op("mlp", &[bx(6), Shape::fixed(&[6, 4]), Shape::fixed(&[4])], |x| {
         (x[0].matmul(&x[1]) + &x[2]).tanh().sum(&[1], false)
     });
+}
+
+#[test]
+fn convolutions_and_stacked_matmuls() {
+    let image =
+        |h: usize, w: usize, c: usize| Shape(vec![Dim::Batch, Dim::Fixed(h), Dim::Fixed(w), Dim::Fixed(c)]);
+    let window = Window { kernel: [3, 2], stride: [2, 1], padding: [1, 1] };
+    op("im2col", &[image(5, 4, 2)], |x| x[0].im2col(window));
+    op("col2im", &[image(3, 5, 12)], |x| x[0].col2im(window, [5, 4]));
+    op("conv2d", &[image(6, 6, 2), Shape::fixed(&[3, 3, 2, 4])], |x| {
+        x[0].conv2d(&x[1], [1, 1], [1, 1]).sigmoid()
+    });
+    op("conv2d-filter-gradient", &[image(5, 5, 1), image(3, 3, 2)], |x| {
+        let window = Window { kernel: [3, 3], stride: [2, 2], padding: [1, 1] };
+        x[0].im2col(window).matmul_t(&x[1], true, false)
+    });
+    let stack = Shape(vec![Dim::Batch, Dim::Fixed(3), Dim::Fixed(7)]);
+    op("mm-stacked", &[stack.clone(), Shape::fixed(&[7, 5])], |x| x[0].matmul(&x[1]));
+    op("mm-stacked-tb", &[stack.clone(), Shape::fixed(&[5, 7])], |x| x[0].matmul_t(&x[1], false, true));
+    op("mm-stacked-ta", &[stack.clone(), stack], |x| x[0].matmul_t(&x[1], true, false));
 }
 
 /// Random graphs from every op family (the autodiff tests' generator).

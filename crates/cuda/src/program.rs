@@ -11,7 +11,7 @@ use cudarc::nvrtc::Ptx;
 use natgrad_ir::{DType, NodeId, Scalar, Shape};
 use natgrad_lower::{
     Backend, BoundInputs, CompileOptions, Error, Executable, KernelSpec, MemoryPlan, Phase, Plan, Profile,
-    Work,
+    Work, as_matrix,
 };
 
 use crate::device::{open, runtime};
@@ -58,6 +58,13 @@ impl<T: Scalar> Program<T> {
                 "the plan computes in {} but {} was asked for",
                 plan.dtype,
                 T::DTYPE
+            )));
+        }
+        if let Some(unit) = plan.units.iter().find(|u| matches!(u.work, Work::Patches { .. })) {
+            return Err(Error::Lowering(format!(
+                "{} (node {}) has no GPU kernel yet; compile convolutions for the CPU",
+                unit.work.kind(),
+                unit.outputs[0]
             )));
         }
         let start = Instant::now();
@@ -235,6 +242,7 @@ impl<T: Scalar> Session<T> {
         match &unit.work {
             Work::Kernel { spec, shape, args } => self.kernel(u, spec, shape, args),
             Work::MatMul { a, b, ta, tb } => self.matmul(*a, *b, *ta, *tb, out),
+            Work::Patches { .. } => unreachable!("rejected when the program was compiled"),
             Work::Softmax { x, axis, .. } => {
                 let dims = self.dims(*x);
                 let (outer, n, inner): (usize, usize, usize) =
@@ -330,7 +338,7 @@ impl<T: Scalar> Session<T> {
     /// Row-major `out = op(a)·op(b)` as the column-major `outᵀ = op(b)ᵀ·op(a)ᵀ` cuBLAS
     /// computes, transposes as operation flags.
     fn matmul(&self, a: NodeId, b: NodeId, ta: bool, tb: bool, out: NodeId) -> Result<(), Error> {
-        let (ad, bd) = (self.dims(a), self.dims(b));
+        let (ad, bd) = (as_matrix(&self.dims(a)), as_matrix(&self.dims(b)));
         let (m, k) = if ta { (ad[1], ad[0]) } else { (ad[0], ad[1]) };
         let n = if tb { bd[0] } else { bd[1] };
         if m == 0 || n == 0 {

@@ -21,6 +21,7 @@ use std::rc::Rc;
 
 use crate::{
     Binary, Compare, DType, Dim, Error, Graph, NodeId, Op, Provenance, Reduce, Result, Shape, Site, Unary,
+    Window,
 };
 
 struct State {
@@ -235,6 +236,46 @@ impl Expr {
     #[track_caller]
     pub fn matmul_t(&self, other: &Expr, transpose_a: bool, transpose_b: bool) -> Expr {
         self.apply(Op::MatMul { transpose_a, transpose_b }, &[self, other])
+    }
+
+    /// The patches of NHWC images `[N, H, W, C]` under `window`: `[N, OH, OW, KH·KW·C]`.
+    #[track_caller]
+    pub fn im2col(&self, window: Window) -> Expr {
+        self.apply(Op::Im2col { window }, &[self])
+    }
+
+    /// The adjoint of [`Expr::im2col`]: patches back to `image`-sized NHWC images, values
+    /// that came from one pixel added.
+    #[track_caller]
+    pub fn col2im(&self, window: Window, image: [usize; 2]) -> Expr {
+        self.apply(Op::Col2im { window, image }, &[self])
+    }
+
+    /// 2-D convolution (cross-correlation, as in every deep-learning framework) of NHWC
+    /// images `[N, H, W, C]` with `filters` `[KH, KW, C, F]`: `[N, OH, OW, F]`. Written as
+    /// `im2col(self) · reshape(filters, [KH·KW·C, F])`, so its derivatives are im2col, col2im
+    /// and matmuls.
+    #[track_caller]
+    pub fn conv2d(&self, filters: &Expr, stride: [usize; 2], padding: [usize; 2]) -> Expr {
+        let dims = filters.shape().0;
+        let [Dim::Fixed(kh), Dim::Fixed(kw), Dim::Fixed(c), Dim::Fixed(f)] = dims.as_slice() else {
+            let location = Location::caller();
+            let site = Site {
+                op: "conv2d",
+                name: None,
+                location: Some(format!("{}:{}", location.file(), location.line())),
+            };
+            let dtype = self.builder.dtype();
+            let message = format!(
+                "filters {dtype}{}: expected fixed [KH, KW, C, F] (NHWC convolution)",
+                filters.shape()
+            );
+            self.builder.record(Error::Type { site, message });
+            return self.clone();
+        };
+        let window = Window { kernel: [*kh, *kw], stride, padding };
+        let matrix = filters.reshape(Shape(vec![Dim::Fixed(kh * kw * c), Dim::Fixed(*f)]));
+        self.im2col(window).matmul(&matrix)
     }
 
     /// Elementwise `self + other` (broadcasting).

@@ -147,11 +147,27 @@ fn eval_node<T: Scalar>(
         Op::Softmax { axis } => softmax(operands[0], *axis, false),
         Op::LogSoftmax { axis } => softmax(operands[0], *axis, true),
         Op::MatMul { transpose_a, transpose_b } => {
-            matmul(operands[0], operands[1], *transpose_a, *transpose_b)
+            matmul(operands[0], operands[1], *transpose_a, *transpose_b, out_shape)
         }
         Op::Broadcast { .. } => broadcast(operands[0], out_shape),
         Op::Reshape { .. } => Tensor::new(out_shape, operands[0].data().to_vec())?,
         Op::Transpose { perm } => transpose(operands[0], perm),
+        Op::Im2col { window } => {
+            let x = operands[0];
+            let mut out = Tensor::zeros(out_shape);
+            let dims = [x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]];
+            window.for_each_patch_value(dims, |column, pixel| out.data_mut()[column] = x.data()[pixel]);
+            out
+        }
+        Op::Col2im { window, .. } => {
+            let columns = operands[0];
+            let dims = [out_shape[0], out_shape[1], out_shape[2], out_shape[3]];
+            let mut out = Tensor::zeros(out_shape);
+            window.for_each_patch_value(dims, |column, pixel| {
+                out.data_mut()[pixel] = out.data()[pixel] + columns.data()[column]
+            });
+            out
+        }
         Op::Reduce { kind, axes, .. } => reduce(operands[0], *kind, axes, out_shape),
     })
 }
@@ -239,9 +255,15 @@ fn softmax<T: Scalar>(a: &Tensor<T>, axis: usize, log: bool) -> Tensor<T> {
     out
 }
 
-fn matmul<T: Scalar>(a: &Tensor<T>, b: &Tensor<T>, ta: bool, tb: bool) -> Tensor<T> {
-    let (ar, ac) = (a.shape()[0], a.shape()[1]);
-    let (br, bc) = (b.shape()[0], b.shape()[1]);
+/// `a` as a matrix: its leading dimensions flattened into rows.
+fn as_matrix(shape: &[usize]) -> (usize, usize) {
+    let (&cols, leading) = shape.split_last().expect("matmul operands have rank ≥ 2");
+    (leading.iter().product(), cols)
+}
+
+fn matmul<T: Scalar>(a: &Tensor<T>, b: &Tensor<T>, ta: bool, tb: bool, out_shape: Vec<usize>) -> Tensor<T> {
+    let (ar, ac) = as_matrix(a.shape());
+    let (br, bc) = as_matrix(b.shape());
     let (m, k) = if ta { (ac, ar) } else { (ar, ac) };
     let n = if tb { br } else { bc };
     let a_at = |i: usize, p: usize| {
@@ -250,7 +272,7 @@ fn matmul<T: Scalar>(a: &Tensor<T>, b: &Tensor<T>, ta: bool, tb: bool) -> Tensor
     let b_at = |p: usize, j: usize| {
         if tb { b.data()[j * bc + p] } else { b.data()[p * bc + j] }
     };
-    let mut out = Tensor::zeros(vec![m, n]);
+    let mut out = Tensor::zeros(out_shape);
     for i in 0..m {
         for p in 0..k {
             let av = a_at(i, p);

@@ -41,6 +41,6 @@ pub use expr::{Builder, Expr, broadcast_shapes};
 pub use graph::{Graph, Node, NodeId, Provenance};
 pub use interp::{Bindings, eval, eval_nodes};
 pub use model::{Model, OutputKind, ParamLayout, ParamSlot};
-pub use op::{Binary, Compare, F64Bits, Op, Reduce, Unary};
+pub use op::{Binary, Compare, F64Bits, Op, Reduce, Unary, Window};
 pub use shape::{Dim, Shape, TensorType};
 pub use tensor::{Scalar, Tensor};

@@ -1,6 +1,6 @@
 //! Model helpers: dense layers, MLPs and the Curves autoencoder of the paper's section 10.
 
-use crate::{Builder, DType, Error, Expr, Model, OutputKind, ParamLayout, Result, Shape, Site};
+use crate::{Builder, DType, Dim, Error, Expr, Model, OutputKind, ParamLayout, Result, Shape, Site, Window};
 
 /// Activation of a layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +30,7 @@ impl Activation {
         }
     }
 
-    /// Applies the activation to a pre-activation `[B, n]`.
+    /// Applies the activation to a pre-activation `[B, n]` (softmax over the units).
     #[track_caller]
     pub fn apply(self, r: &Expr) -> Expr {
         match self {
@@ -54,6 +54,62 @@ pub fn dense(x: &Expr, fan_in: usize, fan_out: usize, index: usize, layout: &mut
     layout.push(&w_name, vec![fan_in, fan_out]);
     layout.push(&b_name, vec![fan_out]);
     x.matmul(&w) + &b
+}
+
+/// A convolutional layer's pre-activation `conv2d(x, k) + b` on NHWC images `x`
+/// `[N, H, W, C]`, with params `k{index}` `[KH, KW, C, filters]` and `b{index}` `[filters]`,
+/// appended to `layout` in that order.
+#[track_caller]
+pub fn conv2d(x: &Expr, window: Window, filters: usize, index: usize, layout: &mut ParamLayout) -> Expr {
+    let builder = x.builder();
+    let channels = match x.shape().0.last() {
+        Some(Dim::Fixed(c)) => *c,
+        _ => 0, // not an image: conv2d records the error
+    };
+    let (k_name, b_name) = (format!("k{index}"), format!("b{index}"));
+    let [kh, kw] = window.kernel;
+    let k = builder.param(&k_name, Shape::fixed(&[kh, kw, channels, filters]));
+    let b = builder.param(&b_name, Shape::fixed(&[filters]));
+    layout.push(&k_name, vec![kh, kw, channels, filters]);
+    layout.push(&b_name, vec![filters]);
+    x.conv2d(&k, window.stride, window.padding) + &b
+}
+
+/// A convolutional network as in the paper's section 7: flat images `[B, H·W·C]` (so data
+/// sets stay rows of numbers) viewed as NHWC `image`, one convolutional layer of `filters`
+/// with `hidden_activation`, one dense hidden layer of `hidden` units, and `outputs` output
+/// units whose activation (sigmoid, softmax or linear) picks the loss.
+#[track_caller]
+pub fn convnet(
+    image: [usize; 3],
+    window: Window,
+    filters: usize,
+    hidden: usize,
+    outputs: usize,
+    activations: [Activation; 3],
+    dtype: DType,
+) -> Result<Model> {
+    let [h, w, c] = image;
+    let builder = Builder::new(dtype);
+    let x = builder.input("x", Shape::batched(&[h * w * c]));
+    let t = builder.input("t", Shape::batched(&[outputs]));
+    let kind = output_kind(activations[2], "convnet")?;
+    if activations[..2].contains(&Activation::Softmax) {
+        return Err(Error::Type {
+            site: Site { op: "convnet", name: None, location: None },
+            message: "softmax is only supported on the output layer".into(),
+        });
+    }
+    let mut layout = ParamLayout::default();
+    let images = x.reshape(Shape(vec![Dim::Batch, Dim::Fixed(h), Dim::Fixed(w), Dim::Fixed(c)]));
+    let features = activations[0].apply(&conv2d(&images, window, filters, 1, &mut layout)).named("h1");
+    let [oh, ow] = window.positions([h, w]).unwrap_or([0, 0]);
+    let flat = features.reshape(Shape::batched(&[oh * ow * filters]));
+    let r2 = dense(&flat, oh * ow * filters, hidden, 2, &mut layout);
+    let h2 = activations[1].apply(&r2).named("h2");
+    let r = dense(&h2, hidden, outputs, 3, &mut layout);
+    let y = activations[2].apply(&r).named("y");
+    finish(builder, x, t, r, y, kind, layout)
 }
 
 /// An MLP with `layer_sizes.len() − 1` dense layers; `activations` has one entry per layer and
@@ -97,17 +153,7 @@ fn build(sizes: &[usize], activations: &[Activation], dtype: DType, autoencoder:
             activations.len()
         )));
     }
-    let output_activation = activations[activations.len() - 1];
-    let kind = match output_activation {
-        Activation::Sigmoid => OutputKind::Sigmoid,
-        Activation::Softmax => OutputKind::Softmax,
-        Activation::Linear => OutputKind::Linear { beta: 1.0 },
-        other => {
-            return Err(invalid(format!(
-                "output activation {other:?} has no matching loss; use sigmoid, softmax or linear"
-            )));
-        }
-    };
+    let kind = output_kind(activations[activations.len() - 1], "mlp")?;
     if let Some(i) = activations[..activations.len() - 1].iter().position(|a| *a == Activation::Softmax) {
         return Err(invalid(format!(
             "softmax is only supported on the output layer, found it on layer {}",
@@ -125,7 +171,36 @@ fn build(sizes: &[usize], activations: &[Activation], dtype: DType, autoencoder:
         r = dense(&h, pair[0], pair[1], i + 1, &mut layout);
         h = activation.apply(&r).named(&format!("h{}", i + 1));
     }
-    let per_example = per_example_loss(kind, &r, &h, &t).named("per_example_loss");
+    finish(builder, x, t, r, h, kind, layout)
+}
+
+/// The loss matching an output activation.
+fn output_kind(activation: Activation, op: &'static str) -> Result<OutputKind> {
+    match activation {
+        Activation::Sigmoid => Ok(OutputKind::Sigmoid),
+        Activation::Softmax => Ok(OutputKind::Softmax),
+        Activation::Linear => Ok(OutputKind::Linear { beta: 1.0 }),
+        other => Err(Error::Type {
+            site: Site { op, name: None, location: None },
+            message: format!(
+                "output activation {other:?} has no matching loss; use sigmoid, softmax or linear"
+            ),
+        }),
+    }
+}
+
+/// The model of pre-activation `r` and output `y` of input `x` against targets `t`: the
+/// per-example loss, its mean, and the finished graph.
+fn finish(
+    builder: Builder,
+    x: Expr,
+    t: Expr,
+    r: Expr,
+    y: Expr,
+    kind: OutputKind,
+    layout: ParamLayout,
+) -> Result<Model> {
+    let per_example = per_example_loss(kind, &r, &y, &t).named("per_example_loss");
     let loss = per_example.mean(&[0], false).named("loss");
     let graph = builder.finish(&[&loss])?;
     Ok(Model {
@@ -133,7 +208,7 @@ fn build(sizes: &[usize], activations: &[Activation], dtype: DType, autoencoder:
         input: x.id(),
         targets: t.id(),
         preactivation: r.id(),
-        output: h.id(),
+        output: y.id(),
         loss: loss.id(),
         per_example_loss: per_example.id(),
         kind,

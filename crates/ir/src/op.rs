@@ -191,6 +191,62 @@ impl Reduce {
     }
 }
 
+/// The sliding window of a 2-D convolution over NHWC images `[N, H, W, C]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Window {
+    /// Kernel height and width.
+    pub kernel: [usize; 2],
+    /// Steps between windows (rows, columns); at least 1.
+    pub stride: [usize; 2],
+    /// Zeros added on each side (rows, columns).
+    pub padding: [usize; 2],
+}
+
+impl Window {
+    /// Window positions along (rows, columns) over an image of `size`, or `None` when the
+    /// kernel does not fit the padded image (or a kernel size or stride is zero, or the
+    /// padded size overflows).
+    pub fn positions(&self, size: [usize; 2]) -> Option<[usize; 2]> {
+        let along = |axis: usize| {
+            let padded = self.padding[axis].checked_mul(2)?.checked_add(size[axis])?;
+            let fits = self.kernel[axis] >= 1 && self.stride[axis] >= 1 && padded >= self.kernel[axis];
+            fits.then(|| (padded - self.kernel[axis]) / self.stride[axis] + 1)
+        };
+        Some([along(0)?, along(1)?])
+    }
+
+    /// Visits every patch value of images `[n, h, w, c]` (row-major, NHWC) that lies inside
+    /// the image: `visit(column_index, pixel_index)` with the index into the im2col result
+    /// `[n, OH, OW, KH·KW·c]` and into the image. Padding values (zero) are not visited.
+    pub fn for_each_patch_value(&self, [n, h, w, c]: [usize; 4], mut visit: impl FnMut(usize, usize)) {
+        let Some([oh, ow]) = self.positions([h, w]) else { return };
+        let [kh, kw] = self.kernel;
+        let patch = kh * kw * c;
+        for image in 0..n {
+            for (row, col) in (0..oh).flat_map(|r| (0..ow).map(move |q| (r, q))) {
+                let column_base = ((image * oh + row) * ow + col) * patch;
+                for i in 0..kh {
+                    let y = (row * self.stride[0] + i).checked_sub(self.padding[0]).filter(|&y| y < h);
+                    for j in 0..kw {
+                        let x = (col * self.stride[1] + j).checked_sub(self.padding[1]).filter(|&x| x < w);
+                        if let (Some(y), Some(x)) = (y, x) {
+                            let pixel = ((image * h + y) * w + x) * c;
+                            let column = column_base + (i * kw + j) * c;
+                            (0..c).for_each(|k| visit(column + k, pixel + k));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The attributes in the text form: `3x3,stride=1x1,pad=1x1`.
+    pub fn text(&self) -> String {
+        let [k, s, p] = [self.kernel, self.stride, self.padding];
+        format!("{}x{},stride={}x{},pad={}x{}", k[0], k[1], s[0], s[1], p[0], p[1])
+    }
+}
+
 /// Every operation a graph node can perform.
 ///
 /// Leaves (`Input`, `Param`, `Constant`, `BatchSize`) carry their own type; the type of
@@ -269,6 +325,21 @@ pub enum Op {
         /// The permutation.
         perm: Vec<usize>,
     },
+    /// The patches of a 2-D convolution (im2col): `[N, H, W, C] → [N, OH, OW, KH·KW·C]`, each
+    /// window's values in (kernel row, kernel column, channel) order, zero outside the image.
+    /// A convolution is this followed by a matmul with the filters as `[KH·KW·C, F]`.
+    Im2col {
+        /// The window.
+        window: Window,
+    },
+    /// The adjoint of [`Op::Im2col`] (col2im): `[N, OH, OW, KH·KW·C] → [N, H, W, C]`, every
+    /// patch value added back to the pixel it came from.
+    Col2im {
+        /// The window.
+        window: Window,
+        /// The image's height and width.
+        image: [usize; 2],
+    },
     /// Reduction over `axes`; reduced axes are removed, or kept with size 1.
     Reduce {
         /// Which reduction.
@@ -291,6 +362,8 @@ impl Op {
             | Op::Broadcast { .. }
             | Op::Reshape { .. }
             | Op::Transpose { .. }
+            | Op::Im2col { .. }
+            | Op::Col2im { .. }
             | Op::Reduce { .. } => 1,
             Op::Binary(_) | Op::Compare(_) | Op::MatMul { .. } => 2,
             Op::Select => 3,
@@ -322,6 +395,8 @@ impl Op {
             Op::Broadcast { .. } => "broadcast",
             Op::Reshape { .. } => "reshape",
             Op::Transpose { .. } => "transpose",
+            Op::Im2col { .. } => "im2col",
+            Op::Col2im { .. } => "col2im",
             Op::Reduce { kind, .. } => kind.name(),
         }
     }
@@ -341,6 +416,8 @@ impl Op {
             | Op::Broadcast { .. }
             | Op::Reshape { .. }
             | Op::Transpose { .. }
+            | Op::Im2col { .. }
+            | Op::Col2im { .. }
             | Op::Reduce { .. } => false,
         }
     }

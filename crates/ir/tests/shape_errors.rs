@@ -54,8 +54,29 @@ fn matmul_errors_name_both_shapes() {
     assert_eq!(reject(mm(true, false), &["a", "m"]), "matmul: f32[B,3]ᵀ × f32[3,4]: inner dimensions B ≠ 3");
     assert_eq!(
         reject(mm(false, false), &["v", "m"]),
-        "matmul: f64[3] × f32[3,4]: both operands must have rank 2"
+        "matmul: f64[3] × f32[3,4]: both operands must have rank 2 (or more, for the first)"
     );
+}
+
+#[test]
+fn stacked_matmul_errors_name_both_shapes() {
+    let mut g = Graph::new();
+    let stack = |dims: &[usize]| {
+        let mut all = vec![natgrad_ir::Dim::Batch];
+        all.extend(dims.iter().map(|&d| natgrad_ir::Dim::Fixed(d)));
+        Shape(all)
+    };
+    let a = input(&mut g, "a", stack(&[2, 3]));
+    let b = input(&mut g, "b", stack(&[4, 3]));
+    let m = input(&mut g, "m", Shape::fixed(&[3, 4]));
+    let mm = |ta, tb| Op::MatMul { transpose_a: ta, transpose_b: tb };
+    let error = |op: Op, operands: &[NodeId], g: &mut Graph| g.add(op, operands).unwrap_err().to_string();
+    let rank = error(mm(false, false), &[m, a], &mut g);
+    assert!(rank.ends_with("f32[3,4] × f32[B,2,3]: only the first operand may have rank above 2"), "{rank}");
+    let inner = error(mm(false, true), &[b, m], &mut g);
+    assert!(inner.ends_with("f32[B,4,3] × f32[3,4]ᵀ: inner dimensions 3 ≠ 4"), "{inner}");
+    assert!(error(mm(true, false), &[a, m], &mut g).contains("the same leading dimensions"));
+    assert!(g.add(mm(false, false), &[a, m]).is_ok(), "stacks of rows multiply");
 }
 
 #[test]

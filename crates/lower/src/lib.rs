@@ -30,4 +30,4 @@ pub use error::Error;
 pub use inputs::BoundInputs;
 pub use kernel::{Access, ColumnSum, KExpr, KUnary, KernelSpec};
 pub use memory::MemoryPlan;
-pub use plan::{Partition, Phase, Plan, PlanTimes, Unit, Work};
+pub use plan::{Partition, Phase, Plan, PlanTimes, Unit, Work, as_matrix};

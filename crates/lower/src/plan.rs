@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use natgrad_ir::{DType, Dim, Graph, NodeId, Op, Reduce, Shape, TensorType};
+use natgrad_ir::{DType, Dim, Graph, NodeId, Op, Reduce, Shape, TensorType, Window};
 use natgrad_rewrite::FusionGroup;
 use natgrad_rewrite::fusion::{Role, role};
 
@@ -142,6 +142,15 @@ impl Plan {
     }
 }
 
+/// A row-major value of shape `dims` (rank ≥ 2) as a `[rows, cols]` matrix: its leading
+/// dimensions flattened into rows, as [`Work::MatMul`] reads its operands.
+pub fn as_matrix(dims: &[usize]) -> [usize; 2] {
+    match dims.split_last() {
+        Some((&cols, leading)) => [leading.iter().product(), cols],
+        None => [1, 1],
+    }
+}
+
 /// One unit of work. Every backend matches on this exhaustively, so a new kind of work
 /// breaks each backend at compile time until it handles it.
 #[derive(Clone, Debug)]
@@ -156,7 +165,8 @@ pub enum Work {
         /// then `spec.column_sums`).
         args: Vec<NodeId>,
     },
-    /// `out = op(a)·op(b)` on row-major 2-D values; a transpose is a stride swap.
+    /// `out = op(a)·op(b)` on row-major values seen as matrices ([`as_matrix`]: leading
+    /// dimensions flattened into rows); a transpose is a stride swap.
     MatMul {
         /// Left operand.
         a: NodeId,
@@ -182,6 +192,16 @@ pub enum Work {
         x: NodeId,
         /// The permutation.
         perm: Vec<usize>,
+    },
+    /// The patches of a 2-D convolution (`im2col`, a gather) or their adjoint (`col2im`, a
+    /// scatter-add into zeros), over NHWC images: see [`Window::for_each_patch_value`].
+    Patches {
+        /// Operand: the images (im2col) or the patches (col2im).
+        x: NodeId,
+        /// The window.
+        window: Window,
+        /// col2im instead of im2col.
+        adjoint: bool,
     },
     /// A numpy broadcast of `x` written out in full.
     Broadcast {
@@ -214,6 +234,8 @@ impl Work {
             Work::MatMul { .. } => "matmul",
             Work::Softmax { .. } => "softmax",
             Work::Transpose { .. } => "transpose",
+            Work::Patches { adjoint: false, .. } => "im2col",
+            Work::Patches { adjoint: true, .. } => "col2im",
             Work::Broadcast { .. } => "broadcast",
             Work::Reduce { .. } => "reduce",
             Work::Constant { .. } => "constant",
@@ -339,6 +361,12 @@ fn lower(graph: &Graph, groups: &[FusionGroup], partition: &Partition) -> Result
             }
             Op::Transpose { perm } => {
                 Some(host(Work::Transpose { x: inputs[0], perm: perm.clone() }, inputs.to_vec()))
+            }
+            Op::Im2col { window } => {
+                Some(host(Work::Patches { x: inputs[0], window: *window, adjoint: false }, inputs.to_vec()))
+            }
+            Op::Col2im { window, .. } => {
+                Some(host(Work::Patches { x: inputs[0], window: *window, adjoint: true }, inputs.to_vec()))
             }
             Op::Reduce { kind, axes, .. } => {
                 Some(host(Work::Reduce { x: inputs[0], kind: *kind, axes: axes.clone() }, inputs.to_vec()))

@@ -1,7 +1,7 @@
 //! The compiled functions against the reference interpreter, and their input validation.
 
 use natgrad::autodiff::{fisher_product, gradient};
-use natgrad::ir::{Bindings, DType, Model, Scalar, Tensor, eval_nodes};
+use natgrad::ir::{Bindings, DType, Model, Scalar, Tensor, Window, eval_nodes};
 use natgrad::nn::{self, Activation};
 use natgrad::{CompileOptions, compile_fisher_product, compile_gradient, compile_loss};
 use rand::{Rng, SeedableRng};
@@ -43,6 +43,16 @@ fn fisher_product_matches_the_interpreter_in_f64() {
         nn::autoencoder(&[20, 12, 7, 3], DType::F64).unwrap(),
         nn::mlp(&[9, 6, 5], &[Activation::Tanh, Activation::Softmax], DType::F64).unwrap(),
         nn::mlp(&[9, 6, 5], &[Activation::Relu, Activation::Linear], DType::F64).unwrap(),
+        nn::convnet(
+            [6, 5, 2],
+            Window { kernel: [3, 3], stride: [2, 1], padding: [1, 1] },
+            4,
+            6,
+            3,
+            [Activation::Sigmoid, Activation::Sigmoid, Activation::Sigmoid],
+            DType::F64,
+        )
+        .unwrap(),
     ];
     for model in models {
         let mut fvp = compile_fisher_product::<f64>(&model, &CompileOptions::default()).unwrap();

@@ -79,7 +79,8 @@ pub fn module(plan: &Plan, arch: Arch) -> Module {
                 let rank = plan.graph.shape(*x).0.len();
                 (host::reduce(&name, dtype, *kind, rank - axes.len(), axes.len()), Vec::new())
             }
-            Work::MatMul { .. } | Work::Constant { .. } | Work::BatchSize => continue,
+            // Convolution patches have no GPU kernel yet (the CUDA backend rejects them).
+            Work::MatMul { .. } | Work::Constant { .. } | Work::BatchSize | Work::Patches { .. } => continue,
         };
         for function in calls {
             let symbol = function.symbol(dtype);

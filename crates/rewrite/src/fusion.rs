@@ -31,7 +31,9 @@ pub fn role(op: &Op) -> Role {
         | Op::LogSoftmax { .. }
         | Op::MatMul { .. }
         | Op::Reshape { .. }
-        | Op::Transpose { .. } => Role::Barrier,
+        | Op::Transpose { .. }
+        | Op::Im2col { .. }
+        | Op::Col2im { .. } => Role::Barrier,
     }
 }
 

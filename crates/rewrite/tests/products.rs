@@ -4,7 +4,7 @@
 
 use natgrad_autodiff::{Product, fisher_product, gradient};
 use natgrad_ir::nn::{self, Activation};
-use natgrad_ir::{Bindings, DType, Graph, Model, NodeId, Op, Scalar, Tensor, Unary, eval_nodes};
+use natgrad_ir::{Bindings, DType, Graph, Model, NodeId, Op, Scalar, Tensor, Unary, Window, eval_nodes};
 use natgrad_rewrite::{Options, print_with_groups, simplify};
 use rand::{Rng, SeedableRng};
 
@@ -15,7 +15,16 @@ fn models() -> Vec<(&'static str, Model)> {
         ("softmax_mlp", nn::mlp(&[784, 100, 10], &[Tanh, Softmax], DType::F32).unwrap()),
         ("sigmoid_mlp", nn::mlp(&[784, 100, 10], &[Relu, Sigmoid], DType::F32).unwrap()),
         ("linear_mlp", nn::mlp(&[784, 100, 10], &[Sigmoid, Linear], DType::F32).unwrap()),
+        ("section7_convnet", section7_convnet(DType::F32)),
     ]
+}
+
+/// The paper's section-7 shape on 28×28 images: a 5×5 convolution of 16 sigmoid filters,
+/// 100 sigmoid hidden units, 10 sigmoid outputs with per-unit cross-entropy.
+fn section7_convnet(dtype: DType) -> Model {
+    let window = Window { kernel: [5, 5], stride: [1, 1], padding: [0, 0] };
+    use Activation::Sigmoid;
+    nn::convnet([28, 28, 1], window, 16, 100, 10, [Sigmoid, Sigmoid, Sigmoid], dtype).unwrap()
 }
 
 #[test]
@@ -135,6 +144,16 @@ fn optimized_products_keep_their_values() {
         nn::mlp(&[5, 4, 3], &[Activation::Relu, Activation::Sigmoid], DType::F64).unwrap(),
         nn::mlp(&[5, 4, 3], &[Activation::Sigmoid, Activation::Linear], DType::F64).unwrap(),
         nn::autoencoder(&[6, 4, 2], DType::F64).unwrap(),
+        nn::convnet(
+            [5, 4, 2],
+            Window { kernel: [2, 3], stride: [1, 2], padding: [1, 1] },
+            3,
+            4,
+            3,
+            [Activation::Relu, Activation::Tanh, Activation::Softmax],
+            DType::F64,
+        )
+        .unwrap(),
     ];
     for model in small {
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);

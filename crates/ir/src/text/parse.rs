@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use crate::{
     Binary, Compare, DType, Dim, Error, F64Bits, Graph, NodeId, Op, Provenance, Reduce, Result, Shape,
-    TensorType, Unary,
+    TensorType, Unary, Window,
 };
 
 /// Parses the text form printed by [`crate::text::print`]. Declared types are checked
@@ -95,6 +95,15 @@ impl Parser {
             "broadcast" => Op::Broadcast { shape },
             "reshape" => Op::Reshape { shape },
             "transpose" => Op::Transpose { perm: usize_list(attrs.unwrap_or(""))? },
+            "im2col" => Op::Im2col { window: window_attr(attrs)? },
+            "col2im" => {
+                // The image size is the result's H and W.
+                let image = match shape.0.as_slice() {
+                    [_, Dim::Fixed(h), Dim::Fixed(w), _] => [*h, *w],
+                    _ => return Err(format!("col2im gives a rank-4 NHWC value, not {shape}")),
+                };
+                Op::Col2im { window: window_attr(attrs)?, image }
+            }
             "pow" => {
                 let exponent = attrs.ok_or("pow needs an exponent: `pow[2.5]`")?;
                 Op::Unary(Unary::Pow(F64Bits::new(parse_float(exponent)?)))
@@ -185,4 +194,24 @@ fn parse_usize(text: &str) -> Result<usize, String> {
 
 fn parse_float(text: &str) -> Result<f64, String> {
     text.trim().parse().map_err(|_| format!("expected a number, got `{text}`"))
+}
+
+/// `KHxKW,stride=SHxSW,pad=PHxPW` (stride and pad default to 1x1 and 0x0).
+fn window_attr(attrs: Option<&str>) -> Result<Window, String> {
+    let text = attrs.ok_or("a window is needed: `[3x3,stride=1x1,pad=0x0]`")?;
+    let pair = |s: &str| -> Result<[usize; 2], String> {
+        let (a, b) = s.split_once('x').ok_or_else(|| format!("`{s}` is not `AxB`"))?;
+        Ok([parse_usize(a)?, parse_usize(b)?])
+    };
+    let mut items = text.split(',');
+    let kernel = pair(items.next().unwrap_or(""))?;
+    let mut window = Window { kernel, stride: [1, 1], padding: [0, 0] };
+    for item in items {
+        match item.split_once('=') {
+            Some(("stride", v)) => window.stride = pair(v)?,
+            Some(("pad", v)) => window.padding = pair(v)?,
+            _ => return Err(format!("unknown window attribute `{item}` (stride=AxB, pad=AxB)")),
+        }
+    }
+    Ok(window)
 }

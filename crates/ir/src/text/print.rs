@@ -45,6 +45,7 @@ fn op_text(op: &Op) -> String {
             (true, true) => "matmul[ta,tb]".to_string(),
         },
         Op::Transpose { perm } => format!("transpose[{}]", join(perm)),
+        Op::Im2col { window } | Op::Col2im { window, .. } => format!("{}[{}]", op.name(), window.text()),
         Op::Reduce { axes, keep_dims, .. } => {
             let mut attrs = join(axes);
             if *keep_dims {

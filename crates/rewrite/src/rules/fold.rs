@@ -45,6 +45,8 @@ const FOLDABLE: &[&str] = &[
     "matmul",
     "reshape",
     "transpose",
+    "im2col",
+    "col2im",
     "sum",
     "mean",
     "max",
