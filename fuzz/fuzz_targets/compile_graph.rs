@@ -9,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 use natgrad::lower::Partition;
 use natgrad::prelude::{Bindings, Builder, DType, Expr, Graph, Shape, Tensor};
 use natgrad::{CompileOptions, Scalar, compile_graph};
-use natgrad_ir::{Compare, Dim, Op, eval_nodes};
+use natgrad_ir::{Compare, Dim, Op, Window, eval_nodes};
 
 fuzz_target!(|data: &[u8]| {
     let _ = check(&mut Unstructured::new(data));
@@ -66,7 +66,7 @@ fn step(u: &mut Unstructured, b: &Builder, leaves: &[Expr; 4], x: &Expr, y: &Exp
     let axis = u.int_in_range(0..=2)?;
     let keep = u.arbitrary::<bool>()?;
     let c = f64::from(u.int_in_range(-8i8..=8)?) / 4.0;
-    Ok(match u.int_in_range(0..=29u8)? {
+    Ok(match u.int_in_range(0..=32u8)? {
         0 => -x,
         1 => x.exp(),
         2 => (x.softplus() + 0.5).log(),
@@ -101,7 +101,48 @@ fn step(u: &mut Unstructured, b: &Builder, leaves: &[Expr; 4], x: &Expr, y: &Exp
             p.compare(Compare::Gt, q).select(x, y)
         }
         28 => x.max(&[axis], keep),
-        _ => x.softplus() * c,
+        29 => x.softplus() * c,
+        // Convolution patches of `x` seen as 1×n images, summed back to [B, patch].
+        30 => {
+            let window = random_window(u)?;
+            let image = Shape(vec![Dim::Batch, Dim::Fixed(1), row_width(x), Dim::Fixed(1)]);
+            x.reshape(image).im2col(window).sum(&[1, 2], false)
+        }
+        // col2im of `x` seen as the 1×n patches of a 1-row image, back to rows.
+        31 => {
+            let kernel = u.int_in_range(1..=3)?;
+            let padding = u.int_in_range(0..=(kernel - 1) / 2)?;
+            let window = Window { kernel: [1, kernel], stride: [1, 1], padding: [0, padding] };
+            let Dim::Fixed(n) = row_width(x) else { return Ok(x.clone()) };
+            let width = n + kernel - 1 - 2 * padding;
+            let patches = Shape(vec![Dim::Batch, Dim::Fixed(1), Dim::Fixed(n), Dim::Fixed(kernel)]);
+            x.reshape(Shape(vec![Dim::Batch, Dim::Fixed(1), Dim::Fixed(n), Dim::Fixed(1)]))
+                .broadcast_to(patches)
+                .col2im(window, [1, width])
+                .reshape(Shape::batched(&[width]))
+        }
+        // A convolution of `x` seen as a 1×n image with filters all equal to Σv.
+        _ => {
+            let window = random_window(u)?;
+            let image = Shape(vec![Dim::Batch, Dim::Fixed(1), row_width(x), Dim::Fixed(1)]);
+            let filters =
+                leaves[3].sum_all().broadcast_to(Shape::fixed(&[window.kernel[0], window.kernel[1], 1, 2]));
+            x.reshape(image).conv2d(&filters, window.stride, window.padding).sum(&[1, 3], false)
+        }
+    })
+}
+
+/// The last dimension of `x` (the row width of a `[B, n]` value).
+fn row_width(x: &Expr) -> Dim {
+    x.shape().0.last().copied().unwrap_or(Dim::Fixed(1))
+}
+
+/// A window over 1-row images: kernel 1×(1–3), stride 1×(1–2), padding 0×(0–1).
+fn random_window(u: &mut Unstructured) -> Result<Window> {
+    Ok(Window {
+        kernel: [1, u.int_in_range(1..=3)?],
+        stride: [1, u.int_in_range(1..=2)?],
+        padding: [0, u.int_in_range(0..=1)?],
     })
 }
 
