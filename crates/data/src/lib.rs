@@ -1,15 +1,17 @@
 //! Data for natgrad's experiments: a deterministic generator for the Curves data set
 //! (regenerated after Hinton & Salakhutdinov's recipe, see `shared/curves.md`), `.npy`
-//! import/export, and seeded minibatch streams. Depends on nothing else of natgrad.
+//! import/export, IDX files (Fashion-MNIST), and seeded minibatch streams. Depends on nothing else of natgrad.
 
 #![warn(missing_docs)]
 
 pub mod batches;
 pub mod curves;
+pub mod idx;
 pub mod npy;
 
 pub use batches::BatchStream;
 pub use curves::{Curves, CurvesOptions, Spline};
+pub use idx::{FashionMnist, IdxError};
 
 /// A data set: row-major examples of `width` values.
 #[derive(Clone, Debug, PartialEq)]
