@@ -505,3 +505,50 @@ impl<T: Scalar> ReconstructionError<T> {
         Ok(sum / total as f64)
     }
 }
+
+/// The compiled network output `y` (the predictions) of a model.
+pub struct Outputs<T: Scalar> {
+    sessions: Sessions<T>,
+    layout: ParamLayout,
+    input: String,
+    width: usize,
+    units: usize,
+}
+
+/// Compiles the output `y` of `model` as a function of its input and parameters.
+pub fn compile_outputs<T: Scalar>(model: &Model, options: &CompileOptions) -> Result<Outputs<T>, Error> {
+    let (mut graph, map) = model.graph.extract(&[model.output], |op| op.clone())?;
+    graph.set_outputs(vec![map[model.output.index()].expect("extracted")]);
+    let program = compile_graph(&graph, &Partition::single(), options)?;
+    Ok(Outputs {
+        sessions: Sessions::new(program),
+        layout: model.layout.clone(),
+        input: model.input_name().to_string(),
+        width: input_width(model),
+        units: model.graph.shape(model.output).0.last().map_or(1, |d| d.resolve(1)),
+    })
+}
+
+impl<T: Scalar> Outputs<T> {
+    /// Output units per example.
+    pub fn units(&self) -> usize {
+        self.units
+    }
+
+    /// The outputs for all of `inputs` (row-major, `units` per example), computed in chunks
+    /// of at most `chunk` examples.
+    pub fn outputs(&mut self, params: &[T], inputs: &[T], chunk: usize) -> Result<Vec<T>, Error> {
+        let total = batch_of("inputs", inputs.len(), self.width)?;
+        let mut out = vec![T::zero(); total * self.units];
+        for (rows, dest) in
+            inputs.chunks(chunk.max(1) * self.width).zip(out.chunks_mut(chunk.max(1) * self.units))
+        {
+            let session = self.sessions.get(rows.len() / self.width)?;
+            set_params(session, &self.layout, "", params)?;
+            session.set(&self.input, rows)?;
+            session.run(0)?;
+            session.read(0, dest)?;
+        }
+        Ok(out)
+    }
+}

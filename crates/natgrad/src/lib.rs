@@ -13,10 +13,12 @@ pub mod models;
 pub mod plot;
 pub mod spec;
 pub mod training;
+pub mod unlabeled_bench;
 
 pub use compile::{
     CompileOptions, Device, FisherProduct, Gradient, Loss, MetricKind, compile_cache, compile_fisher_product,
-    compile_gradient, compile_graph, compile_loss, compile_metric_product, compile_squared_gradients,
+    compile_gradient, compile_graph, compile_loss, compile_metric_product, compile_outputs,
+    compile_squared_gradients,
 };
 
 pub use natgrad_autodiff as autodiff;

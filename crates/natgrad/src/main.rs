@@ -13,6 +13,7 @@ use natgrad::models::model_from_spec;
 use natgrad::optim::Solver;
 use natgrad::prelude::DType;
 use natgrad::rewrite;
+use natgrad::unlabeled_bench::{MetricBatch, UnlabeledBench};
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -220,6 +221,37 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Where compiled code runs: `cpu`, or `cuda[:N]` in a build with the cuda feature.
+        #[arg(long, default_value = "cpu")]
+        device: natgrad::Device,
+    },
+    /// The paper's section 7 (Figure 1) on Fashion-MNIST: NGD on a small labeled set with the
+    /// metric from the gradient's batch, another labeled batch, or unlabeled images.
+    Unlabeled {
+        /// Directory with the Fashion-MNIST IDX files (Debian: `dataset-fashion-mnist`).
+        #[arg(long, default_value = natgrad::data::idx::FASHION_MNIST_DIR)]
+        data: PathBuf,
+        /// Labeled training images (the first ones); the rest are the unlabeled pool.
+        #[arg(long, default_value_t = 2_000)]
+        labeled: usize,
+        /// Test images to evaluate on (default: all 10,000).
+        #[arg(long)]
+        test: Option<usize>,
+        /// Updates per run.
+        #[arg(long, default_value_t = 100)]
+        updates: usize,
+        /// Evaluate every K updates.
+        #[arg(long, default_value_t = 5)]
+        eval_every: usize,
+        /// Runs, comma separated: same, labeled, unlabeled.
+        #[arg(long, value_delimiter = ',', default_value = "same,labeled,unlabeled")]
+        runs: Vec<String>,
+        /// Output directory (CSV, PNG, SVG, summary table).
+        #[arg(long, default_value = "target/unlabeled")]
+        out: PathBuf,
+        /// Seed for the initialisation and the batches.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Where compiled code runs (convolutions need `cpu` for now).
         #[arg(long, default_value = "cpu")]
         device: natgrad::Device,
     },
@@ -592,6 +624,40 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 compile: compile_options(device),
             };
             train_command(&run, &out)?;
+        }
+        Command::Bench(BenchCommand::Unlabeled {
+            data,
+            labeled,
+            test,
+            updates,
+            eval_every,
+            runs,
+            out,
+            seed,
+            device,
+        }) => {
+            let runs = runs
+                .iter()
+                .map(|r| match r.trim() {
+                    "same" => Ok(MetricBatch::Same),
+                    "labeled" => Ok(MetricBatch::Labeled),
+                    "unlabeled" => Ok(MetricBatch::Unlabeled),
+                    other => Err(format!("unknown run `{other}` (same, labeled, unlabeled)")),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let options = UnlabeledBench {
+                data,
+                labeled,
+                test,
+                updates,
+                eval_every,
+                runs,
+                out,
+                seed,
+                compile: compile_options(device),
+                ..UnlabeledBench::default()
+            };
+            natgrad::unlabeled_bench::run(&options)?;
         }
         Command::Fvp { model, params, inputs, vector, out, dtype, device } => {
             let options = compile_options(device);

@@ -1,18 +1,32 @@
-//! The Figure-3-style plot: training error against iterations and against seconds, both
-//! on a log x-axis, one line per method; PNG and SVG, with a bundled font so no system
-//! font library is needed.
+//! Line plots side by side in panels, each axis linear or logarithmic, as PNG and SVG with a
+//! bundled font (no system font library needed): Figure 3 (`figure`) and Figure 1
+//! (`bench unlabeled`) are both drawn by [`panels`].
 
 use std::path::Path;
 use std::sync::Once;
 
 use plotters::prelude::*;
 
-/// One line of the plot: (iteration, seconds, error) points.
+/// One line of the Figure-3 plot: (iteration, seconds, error) points.
 pub struct Series {
     /// Legend label.
     pub label: String,
     /// (iteration, seconds, error).
     pub points: Vec<(f64, f64, f64)>,
+}
+
+/// One panel: labelled axes, each linear or logarithmic, and one line per series.
+pub struct Panel {
+    /// x-axis label.
+    pub x_label: String,
+    /// y-axis label.
+    pub y_label: String,
+    /// Logarithmic x-axis (non-positive x values are left out).
+    pub log_x: bool,
+    /// Logarithmic y-axis (non-positive y values are left out).
+    pub log_y: bool,
+    /// (legend label, points).
+    pub lines: Vec<(String, Vec<(f64, f64)>)>,
 }
 
 static FONT: Once = Once::new();
@@ -34,11 +48,39 @@ const COLORS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
-/// Draws both panels onto a drawing area.
+/// A value on an axis: log₁₀ of it on a logarithmic one (`None` when it cannot be shown).
+fn to_axis(value: f64, log: bool) -> Option<f64> {
+    match log {
+        true if value > 0.0 => Some(value.log10()),
+        true => None,
+        false => value.is_finite().then_some(value),
+    }
+}
+
+/// An axis tick's text: the value, or 10 to the tick on a logarithmic axis.
+fn tick(value: f64, log: bool) -> String {
+    let shown = if log { 10f64.powf(value) } else { value };
+    if shown != 0.0 && (shown.abs() >= 1e4 || shown.abs() < 1e-2) {
+        format!("{shown:.1e}")
+    } else {
+        format!("{}", (shown * 1000.0).round() / 1000.0)
+    }
+}
+
+/// The range covering `values`, widened a little (and to width 1 when empty or flat).
+fn range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if !lo.is_finite() {
+        return 0.0..1.0;
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-9);
+    (lo - pad)..(hi + pad)
+}
+
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, plotters::coord::Shift>,
     title: &str,
-    series: &[Series],
+    panels: &[Panel],
 ) -> Result<(), String>
 where
     DB::ErrorType: 'static,
@@ -46,51 +88,43 @@ where
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(err)?;
     let root = root.titled(title, ("sans-serif", 22)).map_err(err)?;
-    let panels = root.split_evenly((1, 2));
-    let all = series.iter().flat_map(|s| s.points.iter());
-    let (mut y_min, mut y_max, mut i_max, mut t_min, mut t_max) =
-        (f64::INFINITY, 0.0f64, 1.0f64, f64::INFINITY, 0.0f64);
-    for &(i, t, e) in all {
-        y_min = y_min.min(e);
-        y_max = y_max.max(e);
-        i_max = i_max.max(i);
-        if t > 0.0 {
-            t_min = t_min.min(t);
-        }
-        t_max = t_max.max(t);
-    }
-    if !y_min.is_finite() {
-        (y_min, y_max, t_min, t_max) = (0.0, 1.0, 0.01, 1.0);
-    }
-    let y_range = (y_min * 0.95)..(y_max * 1.05 + 1e-9);
-    for (panel, against_seconds) in panels.iter().zip([false, true]) {
-        let x_range = if against_seconds { (t_min * 0.9)..(t_max * 1.1 + 1e-9) } else { 1.0..(i_max * 1.1) };
-        let x_label = if against_seconds { "seconds" } else { "iterations" };
-        let mut chart = ChartBuilder::on(panel)
+    let areas = root.split_evenly((1, panels.len().max(1)));
+    for (area, panel) in areas.iter().zip(panels) {
+        let lines: Vec<(&String, Vec<(f64, f64)>)> = panel
+            .lines
+            .iter()
+            .map(|(label, points)| {
+                let shown = points
+                    .iter()
+                    .filter_map(|&(x, y)| Some((to_axis(x, panel.log_x)?, to_axis(y, panel.log_y)?)))
+                    .collect();
+                (label, shown)
+            })
+            .collect();
+        let all = || lines.iter().flat_map(|(_, p)| p.iter());
+        let (x_range, y_range) = (range(all().map(|p| p.0)), range(all().map(|p| p.1)));
+        let mut chart = ChartBuilder::on(area)
             .margin(12)
             .x_label_area_size(36)
-            .y_label_area_size(52)
-            .build_cartesian_2d(x_range.log_scale(), y_range.clone())
+            .y_label_area_size(60)
+            .build_cartesian_2d(x_range, y_range)
             .map_err(err)?;
+        let (log_x, log_y) = (panel.log_x, panel.log_y);
         chart
             .configure_mesh()
-            .x_desc(x_label)
-            .y_desc("train squared error")
+            .x_desc(panel.x_label.as_str())
+            .y_desc(panel.y_label.as_str())
+            .x_label_formatter(&|v| tick(*v, log_x))
+            .y_label_formatter(&|v| tick(*v, log_y))
             .label_style(("sans-serif", 13))
             .draw()
             .map_err(err)?;
-        for (k, s) in series.iter().enumerate() {
+        for (k, (label, points)) in lines.into_iter().enumerate() {
             let color = COLORS[k % COLORS.len()];
-            let points: Vec<(f64, f64)> = s
-                .points
-                .iter()
-                .map(|&(i, t, e)| (if against_seconds { t } else { i }, e))
-                .filter(|&(x, _)| x > 0.0)
-                .collect();
             chart
                 .draw_series(LineSeries::new(points, color.stroke_width(2)))
                 .map_err(err)?
-                .label(s.label.clone())
+                .label(label.clone())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
         }
         chart
@@ -104,12 +138,29 @@ where
     root.present().map_err(err)
 }
 
-/// Writes `stem.png` and `stem.svg`.
-pub fn figure(stem: &Path, title: &str, series: &[Series]) -> Result<(), String> {
+/// Writes `stem.png` and `stem.svg` with `panels` side by side under `title`.
+pub fn panels(stem: &Path, title: &str, panels: &[Panel]) -> Result<(), String> {
     register_font();
+    let width = 600 * panels.len().max(1) as u32;
     let png = stem.with_extension("png");
-    draw(BitMapBackend::new(&png, (1200, 500)).into_drawing_area(), title, series)?;
+    draw(BitMapBackend::new(&png, (width, 500)).into_drawing_area(), title, panels)?;
     let svg = stem.with_extension("svg");
-    draw(SVGBackend::new(&svg, (1200, 500)).into_drawing_area(), title, series)?;
+    draw(SVGBackend::new(&svg, (width, 500)).into_drawing_area(), title, panels)?;
     Ok(())
+}
+
+/// Figure 3: the training error against iterations and against seconds, both on a
+/// logarithmic x-axis, one line per method.
+pub fn figure(stem: &Path, title: &str, series: &[Series]) -> Result<(), String> {
+    let against = |x_label: &str, pick: fn(&(f64, f64, f64)) -> f64| Panel {
+        x_label: x_label.to_string(),
+        y_label: "train squared error".to_string(),
+        log_x: true,
+        log_y: false,
+        lines: series
+            .iter()
+            .map(|s| (s.label.clone(), s.points.iter().map(|p| (pick(p), p.2)).collect()))
+            .collect(),
+    };
+    panels(stem, title, &[against("iterations", |p| p.0), against("seconds", |p| p.1)])
 }
