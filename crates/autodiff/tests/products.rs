@@ -26,9 +26,8 @@ fn models() -> Vec<(&'static str, Model)> {
                 [4, 5, 2],
                 Window { kernel: [3, 2], stride: [2, 1], padding: [1, 0] },
                 3,
-                4,
-                3,
-                [Sigmoid, Tanh, Sigmoid],
+                &[4, 3],
+                &[Sigmoid, Tanh, Sigmoid],
                 DType::F64,
             )
             .unwrap(),

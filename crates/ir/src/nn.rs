@@ -76,39 +76,54 @@ pub fn conv2d(x: &Expr, window: Window, filters: usize, index: usize, layout: &m
 }
 
 /// A convolutional network as in the paper's section 7: flat images `[B, H·W·C]` (so data
-/// sets stay rows of numbers) viewed as NHWC `image`, one convolutional layer of `filters`
-/// with `hidden_activation`, one dense hidden layer of `hidden` units, and `outputs` output
-/// units whose activation (sigmoid, softmax or linear) picks the loss.
+/// sets stay rows of numbers) viewed as NHWC `image`, one convolutional layer of `filters`,
+/// then dense layers of `sizes` units (the last is the output). `activations` has one entry
+/// per layer (convolution first); the last one (sigmoid, softmax or linear) picks the loss.
+/// Params: `k1` `[KH, KW, C, filters]`, `b1`, then `w2`, `b2`, … as in [`mlp`].
 #[track_caller]
 pub fn convnet(
     image: [usize; 3],
     window: Window,
     filters: usize,
-    hidden: usize,
-    outputs: usize,
-    activations: [Activation; 3],
+    sizes: &[usize],
+    activations: &[Activation],
     dtype: DType,
 ) -> Result<Model> {
-    let [h, w, c] = image;
-    let builder = Builder::new(dtype);
-    let x = builder.input("x", Shape::batched(&[h * w * c]));
-    let t = builder.input("t", Shape::batched(&[outputs]));
-    let kind = output_kind(activations[2], "convnet")?;
-    if activations[..2].contains(&Activation::Softmax) {
-        return Err(Error::Type {
-            site: Site { op: "convnet", name: None, location: None },
-            message: "softmax is only supported on the output layer".into(),
-        });
+    let invalid =
+        |message: String| Error::Type { site: Site { op: "convnet", name: None, location: None }, message };
+    if sizes.is_empty() || activations.len() != sizes.len() + 1 {
+        return Err(invalid(format!(
+            "a convolution and {} dense layers need {} activations, got {}",
+            sizes.len(),
+            sizes.len() + 1,
+            activations.len()
+        )));
     }
+    let kind = output_kind(activations[activations.len() - 1], "convnet")?;
+    if activations[..activations.len() - 1].contains(&Activation::Softmax) {
+        return Err(invalid("softmax is only supported on the output layer".into()));
+    }
+    let [h, w, c] = image;
+    let [oh, ow] = window.positions([h, w]).unwrap_or([0, 0]);
+    let (Some(pixels), Some(mut width)) = (
+        h.checked_mul(w).and_then(|n| n.checked_mul(c)),
+        oh.checked_mul(ow).and_then(|n| n.checked_mul(filters)),
+    ) else {
+        return Err(invalid(format!("image {image:?} with {filters} filters is too large")));
+    };
+    let builder = Builder::new(dtype);
+    let x = builder.input("x", Shape::batched(&[pixels]));
+    let t = builder.input("t", Shape::batched(&[sizes[sizes.len() - 1]]));
     let mut layout = ParamLayout::default();
     let images = x.reshape(Shape(vec![Dim::Batch, Dim::Fixed(h), Dim::Fixed(w), Dim::Fixed(c)]));
     let features = activations[0].apply(&conv2d(&images, window, filters, 1, &mut layout)).named("h1");
-    let [oh, ow] = window.positions([h, w]).unwrap_or([0, 0]);
-    let flat = features.reshape(Shape::batched(&[oh * ow * filters]));
-    let r2 = dense(&flat, oh * ow * filters, hidden, 2, &mut layout);
-    let h2 = activations[1].apply(&r2).named("h2");
-    let r = dense(&h2, hidden, outputs, 3, &mut layout);
-    let y = activations[2].apply(&r).named("y");
+    let mut y = features.reshape(Shape::batched(&[width]));
+    let mut r = y.clone();
+    for (i, (&units, activation)) in sizes.iter().zip(&activations[1..]).enumerate() {
+        r = dense(&y, width, units, i + 2, &mut layout);
+        y = activation.apply(&r).named(&format!("h{}", i + 2));
+        width = units;
+    }
     finish(builder, x, t, r, y, kind, layout)
 }
 

@@ -141,7 +141,14 @@ impl RunSummary {
 /// sigmoid outputs with per-unit cross-entropy (as the paper's TFD model).
 pub fn model(options: &UnlabeledBench) -> Result<Model, Failure> {
     let sigmoid = [Activation::Sigmoid; 3];
-    Ok(nn::convnet([28, 28, 1], options.window, options.filters, options.hidden, 10, sigmoid, DType::F32)?)
+    Ok(nn::convnet(
+        [28, 28, 1],
+        options.window,
+        options.filters,
+        &[options.hidden, 10],
+        &sigmoid,
+        DType::F32,
+    )?)
 }
 
 /// Uniform weights in ±√(3 / fan-in) (variance 1 / fan-in), zero biases.

@@ -57,6 +57,78 @@ fn values(n: usize, seed: usize) -> Vec<f64> {
     (0..n).map(|i| (((i + seed) * 7919) % 1000) as f64 / 1000.0 - 0.5).collect()
 }
 
+/// G·v by the interpreter on the naive product graph, in f64.
+fn reference_fvp(
+    model: &natgrad::ir::Model,
+    theta: &[f64],
+    x: &[f64],
+    shape: [usize; 2],
+    v: &[f64],
+) -> Vec<f64> {
+    use natgrad::ir::{Bindings, Tensor, eval_nodes};
+    let product = natgrad::autodiff::fisher_product(model).unwrap();
+    let mut b = Bindings::new().with("x_metric", Tensor::new(shape.to_vec(), x.to_vec()).unwrap());
+    model.layout.bind(theta, &mut b).unwrap();
+    for slot in model.layout.slots() {
+        b.set(
+            format!("v.{}", slot.name),
+            Tensor::new(slot.shape.clone(), v[slot.offset..slot.offset + slot.len()].to_vec()).unwrap(),
+        );
+    }
+    eval_nodes(&product.graph, &b, &product.results)
+        .unwrap()
+        .into_iter()
+        .flat_map(|t| t.into_data())
+        .collect()
+}
+
+#[test]
+fn fvp_of_a_conv_spec_matches_the_interpreter() {
+    let dir = scratch("conv");
+    let spec = r#"{"conv": {"image": [5, 4, 2], "filters": 3, "kernel": [3, 2], "stride": [2, 1], "padding": [1, 0]},
+        "layers": [4, 3], "activations": ["relu", "tanh", "sigmoid"], "output": "sigmoid"}"#;
+    std::fs::write(dir.join("spec.json"), spec).unwrap();
+    let model = natgrad::spec::load(&dir.join("spec.json"), natgrad::ir::DType::F64).unwrap();
+    // k1 [3,2,2,3], b1 [3], w2 [3·3·3, 4] (3×3 positions of 3 filters), b2, w3 [4, 3], b3.
+    let n = model.layout.len();
+    assert_eq!(n, 36 + 3 + 27 * 4 + 4 + 12 + 3);
+    let (theta, x, v) = (values(n, 4), values(6 * 40, 5), values(n, 6));
+    natgrad::npy::write(&dir.join("theta.npy"), &[n], &theta).unwrap();
+    natgrad::npy::write(&dir.join("x.npy"), &[6, 40], &x).unwrap();
+    natgrad::npy::write(&dir.join("v.npy"), &[n], &v).unwrap();
+    let path = |f: &str| dir.join(f).display().to_string();
+    let (ok, _, err) = natgrad(&[
+        "fvp",
+        "--model",
+        &path("spec.json"),
+        "--params",
+        &path("theta.npy"),
+        "--inputs",
+        &path("x.npy"),
+        "--vector",
+        &path("v.npy"),
+        "--out",
+        &path("gv.npy"),
+        "--dtype",
+        "f64",
+    ]);
+    assert!(ok, "{err}");
+    let gv = natgrad::npy::read(&dir.join("gv.npy")).unwrap().1;
+    let expected = reference_fvp(&model, &theta, &x, [6, 40], &v);
+    assert_eq!(gv.len(), expected.len());
+    for (a, e) in gv.iter().zip(&expected) {
+        assert!((a - e).abs() < 1e-12 * e.abs().max(1.0), "{a} vs {e}");
+    }
+    std::fs::write(
+        dir.join("bad.json"),
+        spec.replace("\"padding\": [1, 0]", "\"padding\": [1, 0], \"dilation\": 2"),
+    )
+    .unwrap();
+    let err = natgrad::spec::load(&dir.join("bad.json"), natgrad::ir::DType::F64).unwrap_err();
+    assert!(err.contains("dilation"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn fvp_and_grad_round_trip_npy_files() {
     use natgrad::ir::{Bindings, DType, Tensor, eval_nodes};
@@ -93,20 +165,7 @@ fn fvp_and_grad_round_trip_npy_files() {
     assert_eq!(shape, vec![n]);
     // Reference: the interpreter on the naive product (x was stored as f32).
     let x32: Vec<f64> = x.iter().map(|&v| v as f32 as f64).collect();
-    let product = natgrad::autodiff::fisher_product(&model).unwrap();
-    let mut b = Bindings::new().with("x_metric", Tensor::new(vec![5, 4], x32.clone()).unwrap());
-    model.layout.bind(&theta, &mut b).unwrap();
-    for slot in model.layout.slots() {
-        b.set(
-            format!("v.{}", slot.name),
-            Tensor::new(slot.shape.clone(), v[slot.offset..slot.offset + slot.len()].to_vec()).unwrap(),
-        );
-    }
-    let expected: Vec<f64> = eval_nodes(&product.graph, &b, &product.results)
-        .unwrap()
-        .into_iter()
-        .flat_map(|t| t.into_data())
-        .collect();
+    let expected = reference_fvp(&model, &theta, &x32, [5, 4], &v);
     for (a, e) in gv.iter().zip(&expected) {
         assert!((a - e).abs() < 1e-12, "{a} vs {e}");
     }

@@ -47,9 +47,8 @@ fn fisher_product_matches_the_interpreter_in_f64() {
             [6, 5, 2],
             Window { kernel: [3, 3], stride: [2, 1], padding: [1, 1] },
             4,
-            6,
-            3,
-            [Activation::Sigmoid, Activation::Sigmoid, Activation::Sigmoid],
+            &[6, 3],
+            &[Activation::Sigmoid, Activation::Sigmoid, Activation::Sigmoid],
             DType::F64,
         )
         .unwrap(),

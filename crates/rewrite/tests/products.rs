@@ -24,7 +24,7 @@ fn models() -> Vec<(&'static str, Model)> {
 fn section7_convnet(dtype: DType) -> Model {
     let window = Window { kernel: [5, 5], stride: [1, 1], padding: [0, 0] };
     use Activation::Sigmoid;
-    nn::convnet([28, 28, 1], window, 16, 100, 10, [Sigmoid, Sigmoid, Sigmoid], dtype).unwrap()
+    nn::convnet([28, 28, 1], window, 16, &[100, 10], &[Sigmoid, Sigmoid, Sigmoid], dtype).unwrap()
 }
 
 #[test]
@@ -148,9 +148,8 @@ fn optimized_products_keep_their_values() {
             [5, 4, 2],
             Window { kernel: [2, 3], stride: [1, 2], padding: [1, 1] },
             3,
-            4,
-            3,
-            [Activation::Relu, Activation::Tanh, Activation::Softmax],
+            &[4, 3],
+            &[Activation::Relu, Activation::Tanh, Activation::Softmax],
             DType::F64,
         )
         .unwrap(),
