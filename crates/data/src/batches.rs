@@ -1,6 +1,7 @@
 //! Seeded, shuffled minibatch streams: each epoch visits every example once in a fresh
 //! random order; two streams with different seeds are independent (the metric batch is
-//! drawn independently of the gradient batch).
+//! drawn independently of the gradient batch). In-order streams visit the examples as they
+//! are stored (online learning, where the order is the experiment).
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -13,6 +14,7 @@ pub struct BatchStream {
     position: usize,
     batch: usize,
     rng: StdRng,
+    shuffle: bool,
 }
 
 impl BatchStream {
@@ -23,13 +25,28 @@ impl BatchStream {
             position: len,
             batch: batch.clamp(1, len.max(1)),
             rng: StdRng::seed_from_u64(seed),
+            shuffle: true,
         };
         stream.reshuffle();
         stream
     }
 
+    /// Batches of `batch` consecutive examples in stored order, from the start again after
+    /// the last full batch.
+    pub fn in_order(len: usize, batch: usize) -> BatchStream {
+        BatchStream { shuffle: false, ..BatchStream::new(len, batch, 0) }.restarted()
+    }
+
+    fn restarted(mut self) -> BatchStream {
+        self.order = (0..self.order.len()).collect();
+        self.position = 0;
+        self
+    }
+
     fn reshuffle(&mut self) {
-        self.order.shuffle(&mut self.rng);
+        if self.shuffle {
+            self.order.shuffle(&mut self.rng);
+        }
         self.position = 0;
     }
 

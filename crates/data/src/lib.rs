@@ -6,6 +6,7 @@
 
 pub mod batches;
 pub mod curves;
+pub mod deform;
 pub mod idx;
 pub mod npy;
 

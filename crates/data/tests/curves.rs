@@ -79,3 +79,11 @@ fn batch_streams_cover_each_epoch_and_are_seeded() {
     assert_eq!(BatchStream::new(10, 5, 1).next_indices(), t.next_indices());
     assert_ne!(t.next_indices().to_vec(), u.next_indices().to_vec());
 }
+
+#[test]
+fn in_order_streams_visit_examples_as_stored() {
+    let mut s = BatchStream::in_order(7, 3);
+    assert_eq!(s.next_indices(), &[0, 1, 2]);
+    assert_eq!(s.next_indices(), &[3, 4, 5]);
+    assert_eq!(s.next_indices(), &[0, 1, 2], "the incomplete last batch is skipped");
+}

@@ -325,6 +325,7 @@ pub(crate) fn setup(
         source: if method == Method::Sgd { MetricSource::SameBatch } else { MetricSource::OtherBatch },
         seed,
         metric_kind: MetricKind::Fisher,
+        in_order: false,
     };
     let optimizer: Box<dyn Optimizer<ModelProblem<f32>>> = match method {
         Method::Ngd => Box::new(Ngd::<Vec<f32>>::new(second, StepSize::Fixed(settings.learning_rate))),

@@ -37,6 +37,8 @@ pub struct Batching {
     pub seed: u64,
     /// The curvature matrix (Fisher by default; the empirical Fisher gives TONGA-style NGD).
     pub metric_kind: MetricKind,
+    /// Gradient batches in stored order instead of shuffled (online learning).
+    pub in_order: bool,
 }
 
 /// A compiled model on a data set, as seen by the optimizers.
@@ -93,8 +95,10 @@ impl<T: Scalar> ModelProblem<T> {
         let loss = compile_loss::<T>(model, &options)?;
         let fisher = compile_metric_product::<T>(model, batching.metric_kind, &options)?;
         let n = inputs.len();
-        let gradient_stream =
-            batching.gradient.filter(|&b| b < n).map(|b| BatchStream::new(n, b, batching.seed));
+        let gradient_stream = batching.gradient.filter(|&b| b < n).map(|b| match batching.in_order {
+            true => BatchStream::in_order(n, b),
+            false => BatchStream::new(n, b, batching.seed),
+        });
         let metric_len = match &batching.source {
             MetricSource::Unlabeled(d) => d.len(),
             _ => n,

@@ -244,6 +244,7 @@ pub fn run(options: &UnlabeledBench) -> Result<Vec<RunSummary>, Failure> {
             source,
             seed: options.seed,
             metric_kind: MetricKind::Fisher,
+            in_order: false,
         };
         let mut problem = ModelProblem::<f32>::with_options(
             &model,

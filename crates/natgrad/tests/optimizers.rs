@@ -30,7 +30,14 @@ fn classification() -> (Dataset, Dataset) {
 }
 
 fn batching(kind: MetricKind) -> Batching {
-    Batching { gradient: None, metric: None, source: MetricSource::OtherBatch, seed: 3, metric_kind: kind }
+    Batching {
+        gradient: None,
+        metric: None,
+        source: MetricSource::OtherBatch,
+        seed: 3,
+        metric_kind: kind,
+        in_order: false,
+    }
 }
 
 fn small_init(model: &Model) -> Vec<f64> {
@@ -136,6 +143,7 @@ fn a_resumed_run_equals_the_uninterrupted_one_bit_for_bit() {
         source: MetricSource::OtherBatch,
         seed: 11,
         metric_kind: MetricKind::Fisher,
+        in_order: false,
     };
     let second = SecondOrder {
         solver: Solver::MinresQlp,
