@@ -10,6 +10,7 @@ pub mod checkpointed;
 pub mod compile;
 pub mod curves_bench;
 pub mod models;
+pub mod order_bench;
 pub mod plot;
 pub mod spec;
 pub mod training;

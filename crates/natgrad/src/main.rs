@@ -11,6 +11,7 @@ use natgrad::curves_bench::{CurvesBench, Method, MethodSettings, Overrides};
 use natgrad::data::{Curves, CurvesOptions};
 use natgrad::models::model_from_spec;
 use natgrad::optim::Solver;
+use natgrad::order_bench::OrderBench;
 use natgrad::prelude::DType;
 use natgrad::rewrite;
 use natgrad::unlabeled_bench::{MetricBatch, UnlabeledBench};
@@ -236,15 +237,19 @@ enum BenchCommand {
         /// Test images to evaluate on (default: all 10,000).
         #[arg(long)]
         test: Option<usize>,
-        /// Updates per run.
-        #[arg(long, default_value_t = 100)]
-        updates: usize,
+        /// Updates per run (default 100; 1,000 with --full).
+        #[arg(long)]
+        updates: Option<usize>,
         /// Evaluate every K updates.
         #[arg(long, default_value_t = 5)]
         eval_every: usize,
         /// Runs, comma separated: same, labeled, unlabeled.
         #[arg(long, value_delimiter = ',', default_value = "same,labeled,unlabeled")]
         runs: Vec<String>,
+        /// A larger run: 1,000 updates (unless --updates says otherwise), 32 filters, 256
+        /// hidden units.
+        #[arg(long)]
+        full: bool,
         /// Output directory (CSV, PNG, SVG, summary table).
         #[arg(long, default_value = "target/unlabeled")]
         out: PathBuf,
@@ -252,6 +257,40 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Where compiled code runs (convolutions need `cpu` for now).
+        #[arg(long, default_value = "cpu")]
+        device: natgrad::Device,
+    },
+    /// The paper's section 8 (Figure 2) on a stream of deformed Fashion-MNIST images: how much
+    /// each segment of the stream decides the learnt function, for SGD and NGD.
+    Order {
+        /// Directory with the Fashion-MNIST IDX files (Debian: `dataset-fashion-mnist`).
+        #[arg(long, default_value = natgrad::data::idx::FASHION_MNIST_DIR)]
+        data: PathBuf,
+        /// Segments of the first chunk of the stream.
+        #[arg(long, default_value_t = 10)]
+        segments: usize,
+        /// Examples per segment.
+        #[arg(long, default_value_t = 1024)]
+        segment_size: usize,
+        /// Examples in the stream after the segments.
+        #[arg(long, default_value_t = 10_240)]
+        rest: usize,
+        /// Runs per segment.
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+        /// Hidden units of the MLP.
+        #[arg(long, default_value_t = 100)]
+        hidden: usize,
+        /// The paper's model size (500 hidden units) and a 4× longer stream.
+        #[arg(long)]
+        full: bool,
+        /// Output directory (CSV, PNG, SVG, summary table).
+        #[arg(long, default_value = "target/order")]
+        out: PathBuf,
+        /// Seed of the stream, the resamples and the initialisation.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Where compiled code runs: `cpu`, or `cuda[:N]` in a build with the cuda feature.
         #[arg(long, default_value = "cpu")]
         device: natgrad::Device,
     },
@@ -632,6 +671,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             updates,
             eval_every,
             runs,
+            full,
             out,
             seed,
             device,
@@ -645,19 +685,50 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     other => Err(format!("unknown run `{other}` (same, labeled, unlabeled)")),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            let defaults = UnlabeledBench::default();
+            let (filters, hidden) = if full { (32, 256) } else { (defaults.filters, defaults.hidden) };
             let options = UnlabeledBench {
                 data,
                 labeled,
                 test,
-                updates,
+                updates: updates.unwrap_or(if full { 1000 } else { 100 }),
                 eval_every,
                 runs,
+                filters,
+                hidden,
                 out,
                 seed,
                 compile: compile_options(device),
-                ..UnlabeledBench::default()
+                ..defaults
             };
             natgrad::unlabeled_bench::run(&options)?;
+        }
+        Command::Bench(BenchCommand::Order {
+            data,
+            segments,
+            segment_size,
+            rest,
+            repeats,
+            hidden,
+            full,
+            out,
+            seed,
+            device,
+        }) => {
+            let scale = if full { 4 } else { 1 };
+            let options = OrderBench {
+                data,
+                segments,
+                segment_size: segment_size * scale,
+                rest: rest * scale,
+                repeats,
+                hidden: if full { 500 } else { hidden },
+                out,
+                seed,
+                compile: compile_options(device),
+                ..OrderBench::default()
+            };
+            natgrad::order_bench::run(&options)?;
         }
         Command::Fvp { model, params, inputs, vector, out, dtype, device } => {
             let options = compile_options(device);

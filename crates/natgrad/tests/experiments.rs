@@ -1,9 +1,12 @@
-//! `bench unlabeled` end to end on a small Fashion-MNIST-shaped directory written here: every
-//! run lowers the training cost, the unlabeled pool's labels are never read (they are
-//! invalid on purpose), and the CSV, figure and table are written.
+//! The paper's section-7 and section-8 experiments end to end on small Fashion-MNIST-shaped
+//! directories written here: `bench unlabeled` (every run lowers the training cost, the
+//! unlabeled pool's labels are never read — they are invalid on purpose) and `bench order`
+//! (variances of the right shape, finite and positive, reproducible); both write their CSV,
+//! figure and table.
 
 use std::path::Path;
 
+use natgrad::order_bench::{OrderBench, OrderMethod};
 use natgrad::unlabeled_bench::{MetricBatch, UnlabeledBench, run};
 
 /// An IDX file of unsigned bytes.
@@ -78,5 +81,45 @@ fn every_run_lowers_the_cost_without_reading_unlabeled_labels() {
     let too_many = UnlabeledBench { labeled: labeled + pool, ..options };
     let message = run(&too_many).unwrap_err().to_string();
     assert!(message.contains("--labeled must be between 1 and 319"), "{message}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn order_measures_a_variance_per_segment_for_both_methods() {
+    let dir = std::env::temp_dir().join(format!("natgrad-order-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let labels: Vec<u8> = (0..90).map(|i| (i % 3) as u8).collect();
+    idx(&dir.join("train-images-idx3-ubyte"), &[90, 28, 28], &images(&labels, 5));
+    idx(&dir.join("train-labels-idx1-ubyte"), &[90], &labels);
+    idx(&dir.join("t10k-images-idx3-ubyte"), &[30, 28, 28], &images(&labels[..30], 6));
+    idx(&dir.join("t10k-labels-idx1-ubyte"), &[30], &labels[..30]);
+    let options = OrderBench {
+        data: dir.clone(),
+        segments: 3,
+        segment_size: 32,
+        rest: 64,
+        repeats: 2,
+        batch: 32,
+        hidden: 8,
+        out: dir.join("out"),
+        ..OrderBench::default()
+    };
+    let summaries = natgrad::order_bench::run(&options).unwrap();
+    assert_eq!(
+        summaries.iter().map(|s| s.method).collect::<Vec<_>>(),
+        vec![OrderMethod::Sgd, OrderMethod::Ngd]
+    );
+    for s in &summaries {
+        assert_eq!(s.variance.len(), 3);
+        assert!(s.variance.iter().all(|v| v.is_finite() && *v > 0.0), "{:?}", s.variance);
+        assert!((0.0..=100.0).contains(&s.heldout_error));
+    }
+    let again = natgrad::order_bench::run(&OrderBench { out: dir.join("again"), ..options.clone() }).unwrap();
+    assert_eq!(again[1].variance, summaries[1].variance, "seeded: the same runs again");
+    let csv = std::fs::read_to_string(dir.join("out/order.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 2 * 3);
+    assert_eq!(&std::fs::read(dir.join("out/figure2.png")).unwrap()[..4], b"\x89PNG");
+    let bad = natgrad::order_bench::run(&OrderBench { repeats: 1, ..options });
+    assert!(bad.unwrap_err().to_string().contains("≥ 2 repeats"));
     std::fs::remove_dir_all(&dir).ok();
 }
