@@ -141,7 +141,7 @@ where
 /// Writes `stem.png` and `stem.svg` with `panels` side by side under `title`.
 pub fn panels(stem: &Path, title: &str, panels: &[Panel]) -> Result<(), String> {
     register_font();
-    let width = 600 * panels.len().max(1) as u32;
+    let width = (600 * panels.len() as u32).max(1000);
     let png = stem.with_extension("png");
     draw(BitMapBackend::new(&png, (width, 500)).into_drawing_area(), title, panels)?;
     let svg = stem.with_extension("svg");
