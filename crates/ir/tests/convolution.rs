@@ -185,3 +185,10 @@ fn bad_windows_and_filters_are_errors_naming_the_shapes() {
     .to_string();
     assert!(message.contains("dilation"), "{message}");
 }
+
+#[test]
+fn the_fuzz_seed_of_a_convolution_parses() {
+    let text = include_str!("../../../fuzz/seeds/ir_text/convolution");
+    let graph = parse(text).unwrap();
+    assert_eq!(print(&graph), text);
+}
