@@ -21,7 +21,7 @@ use natgrad_optim::{Damping, Ngd, Optimizer, SecondOrder, Sgd, Solver, StepSize,
 use crate::compile::{CompileOptions, MetricKind, compile_outputs};
 use crate::plot::{Panel, panels};
 use crate::training::{Batching, MetricSource, ModelProblem};
-use crate::unlabeled_bench::scaled_uniform_init;
+use crate::unlabeled_bench::{misclassified, scaled_uniform_init};
 
 type Failure = Box<dyn std::error::Error>;
 
@@ -153,18 +153,6 @@ fn mean_variance(outputs: &[Vec<f32>]) -> f64 {
         })
         .sum::<f64>()
         / len as f64
-}
-
-fn misclassified(outputs: &[f32], labels: &[u8]) -> f64 {
-    let wrong = outputs
-        .chunks(10)
-        .zip(labels)
-        .filter(|(y, label)| {
-            let best = y.iter().enumerate().fold(0, |best, (i, v)| if *v > y[best] { i } else { best });
-            best != usize::from(**label)
-        })
-        .count();
-    100.0 * wrong as f64 / labels.len().max(1) as f64
 }
 
 /// Runs the experiment; writes `order.csv`, `figure2.png`, `figure2.svg` and `summary.md`

@@ -200,7 +200,7 @@ fn split(options: &UnlabeledBench) -> Result<Split, Failure> {
 }
 
 /// Percent of `outputs` (10 per example) whose largest unit is not the label.
-fn misclassified(outputs: &[f32], labels: &[u8]) -> f64 {
+pub(crate) fn misclassified(outputs: &[f32], labels: &[u8]) -> f64 {
     let wrong = outputs
         .chunks(10)
         .zip(labels)
