@@ -57,13 +57,20 @@ fn to_axis(value: f64, log: bool) -> Option<f64> {
     }
 }
 
-/// An axis tick's text: the value, or 10 to the tick on a logarithmic axis.
-fn tick(value: f64, log: bool) -> String {
+/// An axis tick's text: the value, or 10 to the tick on a logarithmic axis; on a
+/// logarithmic axis spanning two decades or more only whole powers of ten are labelled.
+fn tick(value: f64, log: bool, span: f64) -> String {
+    if log && span >= 2.0 && (value - value.round()).abs() > 1e-9 {
+        return String::new();
+    }
     let shown = if log { 10f64.powf(value) } else { value };
     if shown != 0.0 && (shown.abs() >= 1e4 || shown.abs() < 1e-2) {
         format!("{shown:.1e}")
     } else {
-        format!("{}", (shown * 1000.0).round() / 1000.0)
+        // Three significant digits at most, without trailing zeros.
+        let digits = (2 - shown.abs().log10().floor() as i32).clamp(0, 4) as usize;
+        let text = format!("{shown:.digits$}");
+        if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_string() } else { text }
     }
 }
 
@@ -103,6 +110,7 @@ where
             .collect();
         let all = || lines.iter().flat_map(|(_, p)| p.iter());
         let (x_range, y_range) = (range(all().map(|p| p.0)), range(all().map(|p| p.1)));
+        let (x_span, y_span) = (x_range.end - x_range.start, y_range.end - y_range.start);
         let mut chart = ChartBuilder::on(area)
             .margin(12)
             .x_label_area_size(36)
@@ -114,8 +122,8 @@ where
             .configure_mesh()
             .x_desc(panel.x_label.as_str())
             .y_desc(panel.y_label.as_str())
-            .x_label_formatter(&|v| tick(*v, log_x))
-            .y_label_formatter(&|v| tick(*v, log_y))
+            .x_label_formatter(&|v| tick(*v, log_x, x_span))
+            .y_label_formatter(&|v| tick(*v, log_y, y_span))
             .label_style(("sans-serif", 13))
             .draw()
             .map_err(err)?;
