@@ -64,11 +64,14 @@ fn tick(value: f64, log: bool, span: f64) -> String {
         return String::new();
     }
     let shown = if log { 10f64.powf(value) } else { value };
-    if shown != 0.0 && (shown.abs() >= 1e4 || shown.abs() < 1e-2) {
+    if shown == 0.0 || !shown.is_finite() {
+        return format!("{shown}");
+    }
+    if shown.abs() >= 1e4 || shown.abs() < 1e-2 {
         format!("{shown:.1e}")
     } else {
         // Three significant digits at most, without trailing zeros.
-        let digits = (2 - shown.abs().log10().floor() as i32).clamp(0, 4) as usize;
+        let digits = (2.0 - shown.abs().log10().floor()).clamp(0.0, 4.0) as usize;
         let text = format!("{shown:.digits$}");
         if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_string() } else { text }
     }
