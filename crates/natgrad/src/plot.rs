@@ -175,3 +175,21 @@ pub fn figure(stem: &Path, title: &str, series: &[Series]) -> Result<(), String>
     };
     panels(stem, title, &[against("iterations", |p| p.0), against("seconds", |p| p.1)])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::tick;
+
+    #[test]
+    fn ticks_read_as_numbers() {
+        assert_eq!(tick(0.0, false, 1.0), "0");
+        assert_eq!(tick(2.5, false, 10.0), "2.5");
+        assert_eq!(tick(31.623, false, 100.0), "31.6");
+        assert_eq!(tick(0.001, false, 1.0), "1.0e-3");
+        // Logarithmic: 10^v; only whole powers of ten when the axis spans two decades.
+        assert_eq!(tick(2.0, true, 4.0), "100");
+        assert_eq!(tick(1.5, true, 4.0), "");
+        assert_eq!(tick(0.5, true, 1.0), "3.16");
+        assert_eq!(tick(-8.0, true, 1.0), "1.0e-8");
+    }
+}
