@@ -8,7 +8,7 @@ use natgrad_ir::{DType, Model};
 pub enum ModelSpecError {
     /// The text does not name a known model.
     #[error(
-        "unknown model `{0}`: expected `curves`, `mlp:SIZES:ACTIVATIONS` (e.g. `mlp:784,100,10:sigmoid,softmax`) or `autoencoder:ENCODER_SIZES` (e.g. `autoencoder:784,32,8`)"
+        "unknown model `{0}`: expected `curves`, `section7`, `mlp:SIZES:ACTIVATIONS` (e.g. `mlp:784,100,10:sigmoid,softmax`) or `autoencoder:ENCODER_SIZES` (e.g. `autoencoder:784,32,8`)"
     )]
     Unknown(String),
     /// A malformed `mlp:` specification.
@@ -26,10 +26,14 @@ pub enum ModelSpecError {
 
 /// Builds a model from its command-line name: `curves` (the Curves autoencoder),
 /// `mlp:784,100,10:sigmoid,softmax` (layer sizes, then one activation per layer) or
-/// `autoencoder:784,32,8` (encoder sizes, mirrored into a decoder as the Curves autoencoder is).
+/// `autoencoder:784,32,8` (encoder sizes, mirrored into a decoder as the Curves autoencoder is)
+/// or `section7` (the convolutional network of `bench unlabeled`).
 pub fn model_from_spec(spec: &str, dtype: DType) -> Result<Model, ModelSpecError> {
     if spec == "curves" {
         return Ok(nn::autoencoder(&nn::CURVES_ENCODER, dtype)?);
+    }
+    if spec == "section7" {
+        return Ok(crate::unlabeled_bench::model(&crate::unlabeled_bench::UnlabeledBench::default(), dtype)?);
     }
     let malformed =
         |reason: &str| ModelSpecError::Malformed { spec: spec.to_string(), reason: reason.to_string() };

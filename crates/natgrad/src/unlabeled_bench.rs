@@ -138,17 +138,11 @@ impl RunSummary {
 }
 
 /// The model: flat 28×28 images, one sigmoid convolution, one sigmoid dense layer, 10
-/// sigmoid outputs with per-unit cross-entropy (as the paper's TFD model).
-pub fn model(options: &UnlabeledBench) -> Result<Model, Failure> {
+/// sigmoid outputs with per-unit cross-entropy (as the paper's TFD model); `section7` on
+/// the command line is the default one.
+pub fn model(options: &UnlabeledBench, dtype: DType) -> natgrad_ir::Result<Model> {
     let sigmoid = [Activation::Sigmoid; 3];
-    Ok(nn::convnet(
-        [28, 28, 1],
-        options.window,
-        options.filters,
-        &[options.hidden, 10],
-        &sigmoid,
-        DType::F32,
-    )?)
+    nn::convnet([28, 28, 1], options.window, options.filters, &[options.hidden, 10], &sigmoid, dtype)
 }
 
 /// Uniform weights in ±√(3 / fan-in) (variance 1 / fan-in), zero biases.
@@ -220,7 +214,7 @@ pub fn run(options: &UnlabeledBench) -> Result<Vec<RunSummary>, Failure> {
     }
     let data = split(options)?;
     std::fs::create_dir_all(&options.out)?;
-    let model = model(options)?;
+    let model = model(options, DType::F32)?;
     let theta0 = scaled_uniform_init(&model.layout, options.seed);
     let mut cost = compile_loss::<f32>(&model, &options.compile)?;
     let mut outputs = compile_outputs::<f32>(&model, &options.compile)?;
