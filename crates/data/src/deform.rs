@@ -40,10 +40,22 @@ pub fn deform(image: &[f32], side: usize, rng: &mut impl Rng) -> Vec<f32> {
 }
 
 /// `count` fresh examples: random images of `source` (with their labels), each deformed;
-/// the same `seed` gives the same examples.
-pub fn deformed_sample(source: &Dataset, labels: &[u8], count: usize, seed: u64) -> (Dataset, Vec<u8>) {
-    let side = (source.width as f64).sqrt() as usize;
-    assert_eq!(side * side, source.width, "images must be square");
+/// the same `seed` gives the same examples. The images must be square and not empty.
+pub fn deformed_sample(
+    source: &Dataset,
+    labels: &[u8],
+    count: usize,
+    seed: u64,
+) -> Result<(Dataset, Vec<u8>), String> {
+    let side = (source.width as f64).sqrt().round() as usize;
+    if side * side != source.width || source.is_empty() || labels.len() != source.len() {
+        return Err(format!(
+            "deformations need square images and one label each: {} images of {} values, {} labels",
+            source.len(),
+            source.width,
+            labels.len()
+        ));
+    }
     let mut rng = StdRng::seed_from_u64(seed);
     let mut data = Vec::with_capacity(count * source.width);
     let mut picked = Vec::with_capacity(count);
@@ -52,7 +64,7 @@ pub fn deformed_sample(source: &Dataset, labels: &[u8], count: usize, seed: u64)
         data.extend(deform(source.row(i), side, &mut rng));
         picked.push(labels[i]);
     }
-    (Dataset { width: source.width, data }, picked)
+    Ok((Dataset { width: source.width, data }, picked))
 }
 
 #[cfg(test)]
@@ -90,9 +102,11 @@ mod tests {
     fn samples_are_reproducible_and_fresh_per_seed() {
         let source = Dataset { width: 4, data: vec![0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0] };
         let labels = [3, 7];
-        let (a, la) = deformed_sample(&source, &labels, 5, 9);
-        let (b, lb) = deformed_sample(&source, &labels, 5, 9);
-        let (c, _) = deformed_sample(&source, &labels, 5, 10);
+        let (a, la) = deformed_sample(&source, &labels, 5, 9).unwrap();
+        let (b, lb) = deformed_sample(&source, &labels, 5, 9).unwrap();
+        let (c, _) = deformed_sample(&source, &labels, 5, 10).unwrap();
+        let wide = Dataset { width: 3, data: vec![0.0; 6] };
+        assert!(deformed_sample(&wide, &labels, 1, 1).unwrap_err().contains("square"));
         assert_eq!((a.len(), &a, &la), (5, &b, &lb));
         assert_ne!(a, c);
         assert!(la.iter().all(|l| labels.contains(l)));

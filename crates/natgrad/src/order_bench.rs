@@ -135,7 +135,7 @@ fn stream(
             s if s == resampled => (options.segment_size, repeat + 1),
             _ => (options.segment_size, 0),
         };
-        let (images, picked) = deformed_sample(source, labels, count, key(segment, draw));
+        let (images, picked) = deformed_sample(source, labels, count, key(segment, draw))?;
         inputs.data.extend(images.data);
         classes.extend(picked);
     }
@@ -162,6 +162,9 @@ pub fn run(options: &OrderBench) -> Result<Vec<OrderSummary>, Failure> {
         return Err("order needs ≥ 1 segment of ≥ 1 example, ≥ 2 repeats and a batch of ≥ 1".into());
     }
     let data = FashionMnist::load(&options.data)?;
+    if data.train.width != 784 || data.test.width != 784 {
+        return Err(format!("{}: expected 28×28 images", options.data.display()).into());
+    }
     let heldout = options.heldout.min(data.test.len());
     let heldout_images = &data.test.data[..heldout * data.test.width];
     let heldout_labels = &data.test_labels[..heldout];

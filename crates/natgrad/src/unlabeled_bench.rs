@@ -170,6 +170,9 @@ struct Split {
 
 fn split(options: &UnlabeledBench) -> Result<Split, Failure> {
     let data = FashionMnist::load(&options.data)?;
+    if data.train.width != 784 || data.test.width != 784 {
+        return Err(format!("{}: expected 28×28 images", options.data.display()).into());
+    }
     let n = data.train.len();
     if options.labeled == 0 || options.labeled >= n {
         return Err(format!(

@@ -45,6 +45,18 @@ fn files() -> PathBuf {
     write("other_model.ckpt", b"natgrad-checkpoint 1\nngd\n3\n3ff0000000000000 3ff0000000000000\n\n0\n");
     write("other_method.ckpt", b"natgrad-checkpoint 1\nsgd\n3\n3ff0000000000000\n\n0\n");
     write("corrupt.ckpt", b"natgrad-checkpoint 1\nngd\nthree\n");
+    // Fashion-MNIST-shaped IDX files of 2×3 images.
+    std::fs::create_dir_all(dir.join("small_idx")).unwrap();
+    let idx = |dims: &[u32], data: &[u8]| {
+        let mut bytes = vec![0, 0, 8, dims.len() as u8];
+        dims.iter().for_each(|d| bytes.extend(d.to_be_bytes()));
+        bytes.extend(data);
+        bytes
+    };
+    for split in ["train", "t10k"] {
+        write(&format!("small_idx/{split}-images-idx3-ubyte"), &idx(&[2, 2, 3], &[7; 12]));
+        write(&format!("small_idx/{split}-labels-idx1-ubyte"), &idx(&[2], &[1, 2]));
+    }
     dir
 }
 
@@ -152,6 +164,11 @@ fn bad_inputs_are_errors_that_name_the_thing() {
         ),
         (train(&["--iterations", "1", "--method", "adam"]), "adam"),
         (args(&["bench", "curves", "--data", &p("nan_data")]), "train.npy: value [0, 0] is NaN"),
+        (args(&["bench", "unlabeled", "--data", &p("nowhere")]), "dataset-fashion-mnist"),
+        (args(&["bench", "order", "--data", &p("nowhere")]), "dataset-fashion-mnist"),
+        (args(&["bench", "unlabeled", "--data", &p("small_idx")]), "expected 28×28 images"),
+        (args(&["bench", "order", "--data", &p("small_idx")]), "expected 28×28 images"),
+        (args(&["bench", "unlabeled", "--runs", "same,other"]), "unknown run `other`"),
         (args(&["fvp"]), "--model"),
         (args(&["frobnicate"]), "frobnicate"),
     ];
