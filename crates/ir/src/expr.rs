@@ -129,6 +129,13 @@ impl Builder {
     fn record(&self, error: Error) {
         self.state.borrow_mut().error.get_or_insert(error);
     }
+
+    /// Records a type error of `op` at the user's source line `location`.
+    fn record_at(&self, op: &'static str, location: &'static Location<'static>, message: String) {
+        let site =
+            Site { op, name: None, location: Some(format!("{}:{}", location.file(), location.line())) };
+        self.record(Error::Type { site, message });
+    }
 }
 
 /// A value in a graph under construction.
@@ -169,13 +176,7 @@ impl Expr {
     fn apply(&self, op: Op, operands: &[&Expr]) -> Expr {
         let location = Location::caller();
         if operands.iter().any(|e| !Rc::ptr_eq(&e.builder.state, &self.builder.state)) {
-            let site = Site {
-                op: op.name(),
-                name: None,
-                location: Some(format!("{}:{}", location.file(), location.line())),
-            };
-            self.builder
-                .record(Error::Type { site, message: "operands come from different builders".into() });
+            self.builder.record_at(op.name(), location, "operands come from different builders".into());
             return self.clone();
         }
         let ids: Vec<NodeId> = operands.iter().map(|e| e.id).collect();
@@ -193,14 +194,9 @@ impl Expr {
         let location = Location::caller();
         let (a, b) = (self.shape(), other.shape());
         let Some(target) = broadcast_shapes(&a, &b) else {
-            let site = Site {
-                op: op.name(),
-                name: None,
-                location: Some(format!("{}:{}", location.file(), location.line())),
-            };
             let dtype = self.builder.dtype();
             let message = format!("{dtype}{a} vs {dtype}{b}: shapes cannot be broadcast together");
-            self.builder.record(Error::Type { site, message });
+            self.builder.record_at(op.name(), location, message);
             return self.clone();
         };
         let lhs = self.broadcast_to(target.clone());
@@ -259,18 +255,12 @@ impl Expr {
     pub fn conv2d(&self, filters: &Expr, stride: [usize; 2], padding: [usize; 2]) -> Expr {
         let dims = filters.shape().0;
         let [Dim::Fixed(kh), Dim::Fixed(kw), Dim::Fixed(c), Dim::Fixed(f)] = dims.as_slice() else {
-            let location = Location::caller();
-            let site = Site {
-                op: "conv2d",
-                name: None,
-                location: Some(format!("{}:{}", location.file(), location.line())),
-            };
             let dtype = self.builder.dtype();
             let message = format!(
                 "filters {dtype}{}: expected fixed [KH, KW, C, F] (NHWC convolution)",
                 filters.shape()
             );
-            self.builder.record(Error::Type { site, message });
+            self.builder.record_at("conv2d", Location::caller(), message);
             return self.clone();
         };
         let window = Window { kernel: [*kh, *kw], stride, padding };

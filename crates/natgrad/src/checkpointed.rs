@@ -59,7 +59,7 @@ pub struct Trained {
     pub failure: Option<TrainError>,
 }
 
-/// The input width of `model`, checked against `data` and required to be an autoencoder.
+/// Checks that `model` is an autoencoder whose input width is `data`'s, and that `data` is not empty.
 fn check_data(model: &Model, data: &Dataset) -> Result<(), Failure> {
     if !model.is_autoencoder() {
         return Err(

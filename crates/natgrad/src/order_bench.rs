@@ -11,9 +11,9 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use natgrad_data::Dataset;
 use natgrad_data::deform::deformed_sample;
 use natgrad_data::idx::one_hot;
-use natgrad_data::{Dataset, FashionMnist};
 use natgrad_ir::DType;
 use natgrad_ir::nn::{self, Activation};
 use natgrad_optim::{Damping, Ngd, Optimizer, SecondOrder, Sgd, Solver, StepSize, StopWhen, train};
@@ -21,7 +21,7 @@ use natgrad_optim::{Damping, Ngd, Optimizer, SecondOrder, Sgd, Solver, StepSize,
 use crate::compile::{CompileOptions, MetricKind, compile_outputs};
 use crate::plot::{Panel, panels};
 use crate::training::{Batching, MetricSource, ModelProblem};
-use crate::unlabeled_bench::{misclassified, scaled_uniform_init};
+use crate::unlabeled_bench::{load_28x28, misclassified, scaled_uniform_init};
 
 type Failure = Box<dyn std::error::Error>;
 
@@ -161,10 +161,7 @@ pub fn run(options: &OrderBench) -> Result<Vec<OrderSummary>, Failure> {
     if options.segments == 0 || options.repeats < 2 || options.segment_size == 0 || options.batch == 0 {
         return Err("order needs ≥ 1 segment of ≥ 1 example, ≥ 2 repeats and a batch of ≥ 1".into());
     }
-    let data = FashionMnist::load(&options.data)?;
-    if data.train.width != 784 || data.test.width != 784 {
-        return Err(format!("{}: expected 28×28 images", options.data.display()).into());
-    }
+    let data = load_28x28(&options.data)?;
     let heldout = options.heldout.min(data.test.len());
     let heldout_images = &data.test.data[..heldout * data.test.width];
     let heldout_labels = &data.test_labels[..heldout];

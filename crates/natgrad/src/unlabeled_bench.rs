@@ -7,7 +7,7 @@
 //! recorded against updates.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -169,10 +169,7 @@ struct Split {
 }
 
 fn split(options: &UnlabeledBench) -> Result<Split, Failure> {
-    let data = FashionMnist::load(&options.data)?;
-    if data.train.width != 784 || data.test.width != 784 {
-        return Err(format!("{}: expected 28×28 images", options.data.display()).into());
-    }
+    let data = load_28x28(&options.data)?;
     let n = data.train.len();
     if options.labeled == 0 || options.labeled >= n {
         return Err(format!(
@@ -194,6 +191,15 @@ fn split(options: &UnlabeledBench) -> Result<Split, Failure> {
         test: rows(&data.test, 0, test),
         test_labels: data.test_labels[..test].to_vec(),
     })
+}
+
+/// Fashion-MNIST (or another set of 28×28 images in its files) from `dir`.
+pub(crate) fn load_28x28(dir: &Path) -> Result<FashionMnist, Failure> {
+    let data = FashionMnist::load(dir)?;
+    if data.train.width != 784 || data.test.width != 784 {
+        return Err(format!("{}: expected 28×28 images", dir.display()).into());
+    }
+    Ok(data)
 }
 
 /// Percent of `outputs` (10 per example) whose largest unit is not the label.
