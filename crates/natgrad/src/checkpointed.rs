@@ -1,12 +1,15 @@
 //! `natgrad train`: one optimizer on an autoencoder, checkpointed every K iterations. A
 //! killed run started again with the same command resumes from its checkpoint and, when it
 //! stops by iteration count, ends with the parameters an uninterrupted run would have, bit
-//! for bit (a time budget counts from each start).
+//! for bit (a time budget counts from each start). Data-parallel runs (one process per shard)
+//! resume the same way: process 0 writes the checkpoints, every process reads them.
 
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use natgrad_data::Dataset;
+use natgrad_dist::Communicator;
 use natgrad_ir::{Dim, Model};
 use natgrad_optim::{Checkpoint, Optimizer, Problem, StopWhen, TrainError, train};
 
@@ -42,6 +45,8 @@ pub struct TrainRun {
     pub seed: u64,
     /// How the model's functions are compiled.
     pub compile: CompileOptions,
+    /// The processes training together (each on its shard of every batch).
+    pub communicator: Rc<dyn Communicator>,
 }
 
 /// The end of a run.
@@ -90,8 +95,15 @@ pub fn train_checkpointed(
         return Err("--checkpoint-every must be at least 1".into());
     }
     let (mut optimizer, batching) = setup(run.method, &run.settings, run.seed);
-    let mut problem =
-        ModelProblem::<f32>::with_options(&run.model, run.data.clone(), None, batching, &run.compile)?;
+    let mut problem = ModelProblem::<f32>::sharded(
+        &run.model,
+        run.data.clone(),
+        None,
+        batching,
+        &run.compile,
+        Rc::clone(&run.communicator),
+    )?;
+    let writes_files = run.communicator.rank() == 0;
     let mut theta = run.init.clone();
     let mut done = 0;
     let mut resumed_from = None;
@@ -108,7 +120,9 @@ pub fn train_checkpointed(
     loop {
         let left = run.iterations.map_or(usize::MAX, |n| n.saturating_sub(done));
         let time_left = run.budget.map(|b| b.saturating_sub(start.elapsed()));
-        if left == 0 || time_left == Some(Duration::ZERO) {
+        let out_of_time =
+            problem.decide_together(time_left == Some(Duration::ZERO)).map_err(|e| e.to_string())?;
+        if left == 0 || out_of_time {
             break;
         }
         let to_checkpoint = match run.checkpoint {
@@ -133,11 +147,13 @@ pub fn train_checkpointed(
         }
         done += records.len();
         if let Some(path) = run.checkpoint.as_deref().filter(|_| done % run.checkpoint_every == 0) {
-            write_checkpoint(path, &problem, optimizer.as_ref(), &theta, done)?;
+            if writes_files {
+                write_checkpoint(path, &problem, optimizer.as_ref(), &theta, done)?;
+            }
             written = Some(done);
         }
     }
-    if let Some(path) = run.checkpoint.as_deref().filter(|_| written != Some(done)) {
+    if let Some(path) = run.checkpoint.as_deref().filter(|_| written != Some(done) && writes_files) {
         write_checkpoint(path, &problem, optimizer.as_ref(), &theta, done)?;
     }
     Ok(Trained { theta, iterations: done, resumed_from, loss, failure: None })

@@ -41,6 +41,9 @@ pub enum Error {
     /// `apply` before `prepare`.
     #[error("call prepare(params, metric_batch) before apply")]
     NotPrepared,
+    /// Splitting a batch over processes, or communicating between them, failed.
+    #[error(transparent)]
+    Distributed(#[from] natgrad_dist::CommError),
 }
 
 /// Where compile time went, in total.
@@ -184,7 +187,8 @@ fn set_params<T: Scalar>(
     Ok(())
 }
 
-fn input_width(model: &Model) -> usize {
+/// Values per example of `model`'s input (its last dimension).
+pub fn input_width(model: &Model) -> usize {
     model.graph.shape(model.input).0.last().map_or(1, |d| d.resolve(1))
 }
 

@@ -6,10 +6,12 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use natgrad_data::{Curves, CurvesOptions, Dataset};
+use natgrad_dist::{Communicator, Solo};
 use natgrad_optim::{
     Conjugacy, Damping, HessianFree, Ncg, Ngd, Optimizer, SecondOrder, Sgd, Solver, StepSize, StopWhen, train,
 };
@@ -204,6 +206,9 @@ pub struct CurvesBench {
     pub eval_every: Option<usize>,
     /// How the model's functions are compiled (device, threads).
     pub compile: CompileOptions,
+    /// The processes running the benchmark together (each on its shard of every batch);
+    /// process 0 prints and writes the files.
+    pub communicator: Rc<dyn Communicator>,
 }
 
 impl CurvesBench {
@@ -223,6 +228,7 @@ impl CurvesBench {
             save_init: None,
             eval_every: None,
             compile: CompileOptions::default(),
+            communicator: Rc::new(Solo),
         }
     }
 
@@ -344,7 +350,10 @@ pub fn run(options: &CurvesBench) -> Result<Vec<Summary>, Failure> {
     if options.eval_every == Some(0) {
         return Err("--eval-every must be at least 1".into());
     }
-    std::fs::create_dir_all(&options.out)?;
+    let first = options.communicator.rank() == 0;
+    if first {
+        std::fs::create_dir_all(&options.out)?;
+    }
     let data = match &options.data {
         Some(dir) => load(dir)?,
         None => {
@@ -354,7 +363,7 @@ pub fn run(options: &CurvesBench) -> Result<Vec<Summary>, Failure> {
     };
     let model = crate::nn::curves_autoencoder();
     let theta0 = initial_parameters(options.init.as_deref(), &model.layout, options.seed)?;
-    if let Some(path) = &options.save_init {
+    if let Some(path) = options.save_init.as_ref().filter(|_| first) {
         natgrad_data::npy::write(path, &[theta0.len()], &theta0)?;
     }
     let mut bench = Evaluation {
@@ -372,6 +381,9 @@ pub fn run(options: &CurvesBench) -> Result<Vec<Summary>, Failure> {
         let (summary, points) = run_method(options, method, &settings, &model, &data, &theta0, &mut bench)?;
         summaries.push(summary);
         series.push(Series { label: method.name().to_string(), points });
+    }
+    if !first {
+        return Ok(summaries);
     }
     std::fs::write(options.out.join("curves.csv"), &bench.csv)?;
     let (n_train, n_test) = (data.train.len(), data.test.len());
@@ -413,10 +425,21 @@ fn run_method(
     bench: &mut Evaluation,
 ) -> Result<(Summary, Vec<Point>), Failure> {
     let (mut optimizer, batching) = setup(method, settings, options.seed);
-    let mut problem =
-        ModelProblem::<f32>::with_options(model, data.train.clone(), None, batching, &options.compile)?;
+    let communicator = Rc::clone(&options.communicator);
+    let first = communicator.rank() == 0;
+    let mut problem = ModelProblem::<f32>::sharded(
+        model,
+        data.train.clone(),
+        None,
+        batching,
+        &options.compile,
+        communicator,
+    )?;
     let mut theta = theta0.to_vec();
-    let bar = ProgressBar::new(options.budget.as_millis() as u64);
+    let bar = match first {
+        true => ProgressBar::new(options.budget.as_millis() as u64),
+        false => ProgressBar::hidden(),
+    };
     bar.set_style(
         ProgressStyle::with_template("{prefix:>6} [{bar:30}] {elapsed:>4} {msg}")
             .map_err(|e| e.to_string())?
@@ -485,7 +508,13 @@ fn run_method(
     let (iterations, stopped) = match records {
         Ok(records) => (records.len(), None),
         Err(e) => {
-            eprintln!("{:>6}: {e}; its results are those of iteration {}", method.name(), e.iteration() - 1);
+            if first {
+                eprintln!(
+                    "{:>6}: {e}; its results are those of iteration {}",
+                    method.name(),
+                    e.iteration() - 1
+                );
+            }
             (e.iteration() - 1, Some(e.to_string()))
         }
     };
@@ -496,10 +525,12 @@ fn run_method(
         points.push((iterations as f64, seconds, train_error));
     }
     let _ = writeln!(csv, "{},{iterations},{seconds:.4},{train_error},{test_error},,,,", method.name());
-    eprintln!(
-        "{:>6}: {iterations} iterations in {seconds:.1} s, train error {train_error:.3}, test error {test_error:.3}",
-        method.name()
-    );
+    if first {
+        eprintln!(
+            "{:>6}: {iterations} iterations in {seconds:.1} s, train error {train_error:.3}, test error {test_error:.3}",
+            method.name()
+        );
+    }
     let summary = Summary {
         method,
         settings: *settings,

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod checkpointed;
 pub mod compile;
 pub mod curves_bench;
+pub mod distributed;
 pub mod models;
 pub mod order_bench;
 pub mod plot;
@@ -25,6 +26,7 @@ pub use compile::{
 pub use natgrad_autodiff as autodiff;
 pub use natgrad_data as data;
 pub use natgrad_data::npy;
+pub use natgrad_dist as dist;
 pub use natgrad_ir as ir;
 pub use natgrad_ir::Scalar;
 pub use natgrad_ir::nn;

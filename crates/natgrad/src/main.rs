@@ -96,6 +96,10 @@ enum Command {
         /// Where compiled code runs: `cpu`, or `cuda[:N]` in a build with the cuda feature.
         #[arg(long, default_value = "cpu")]
         device: natgrad::Device,
+        /// Run as one of the processes started by `mpirun -np N` (a build with the mpi feature):
+        /// each process trains on its shard of every batch; process 0 writes the checkpoints and --out.
+        #[arg(long)]
+        distributed: bool,
     },
     /// Benchmarks.
     #[command(subcommand)]
@@ -126,6 +130,10 @@ enum Command {
         /// Where compiled code runs: `cpu`, or `cuda[:N]` in a build with the cuda feature.
         #[arg(long, default_value = "cpu")]
         device: natgrad::Device,
+        /// Run as one of the processes started by `mpirun -np N` (a build with the mpi feature):
+        /// each process takes its rows of the inputs (uneven when they do not divide); process 0 writes --out.
+        #[arg(long)]
+        distributed: bool,
     },
     /// Loss (printed) and gradient of an MLP from .npy files.
     Grad {
@@ -175,6 +183,20 @@ enum DataCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Time of one sum over the processes (`mpirun -np N natgrad bench sums --distributed`)
+    /// of vectors of given lengths (f32): the communication a data-parallel gradient or
+    /// metric product adds.
+    Sums {
+        /// Vector lengths, comma separated (842340: the Curves autoencoder's parameters).
+        #[arg(long, value_delimiter = ',', default_value = "1000,100000,842340,8423400")]
+        lengths: Vec<usize>,
+        /// Timed runs per length (median reported).
+        #[arg(long, default_value_t = 30)]
+        runs: usize,
+        /// Run as one of the processes started by `mpirun` (a build with the mpi feature).
+        #[arg(long)]
+        distributed: bool,
+    },
     /// The two f32 exp routes (libm calls vs in-IR polynomial) side by side.
     Exp {
         /// Batch size.
@@ -224,6 +246,10 @@ enum BenchCommand {
         /// Where compiled code runs: `cpu`, or `cuda[:N]` in a build with the cuda feature.
         #[arg(long, default_value = "cpu")]
         device: natgrad::Device,
+        /// Run as one of the processes started by `mpirun -np N` (a build with the mpi feature):
+        /// each process computes on its shard of every batch; process 0 prints and writes the files.
+        #[arg(long)]
+        distributed: bool,
     },
     /// The paper's section 7 (Figure 1) on Fashion-MNIST: NGD on a small labeled set with the
     /// metric from the gradient's batch, another labeled batch, or unlabeled images.
@@ -430,7 +456,9 @@ type Failure = Box<dyn std::error::Error>;
 /// `natgrad train`: runs with a progress bar, writes the parameters (the last good ones when
 /// a step failed, and then reports the failure).
 fn train_command(run: &TrainRun, out: &Path) -> Result<(), Failure> {
+    let first = run.communicator.rank() == 0;
     let bar = match run.iterations {
+        _ if !first => ProgressBar::hidden(),
         Some(n) => ProgressBar::new(n as u64),
         None => ProgressBar::no_length(),
     };
@@ -444,6 +472,12 @@ fn train_command(run: &TrainRun, out: &Path) -> Result<(), Failure> {
         bar.set_message(format!("loss {loss:.4}"));
     })?;
     bar.finish_and_clear();
+    if !first {
+        return match trained.failure {
+            Some(failure) => Err(failure.into()),
+            None => Ok(()),
+        };
+    }
     write_parameters(out, &trained.theta)?;
     let resumed = trained.resumed_from.map(|k| format!(" (resumed at iteration {k})")).unwrap_or_default();
     let loss = trained.loss.map(|l| format!(", last batch loss {l:.6}")).unwrap_or_default();
@@ -475,25 +509,38 @@ fn read_as<T: natgrad::ir::Scalar>(path: &Path) -> Result<Vec<T>, Failure> {
     Ok(values.into_iter().map(T::from_f64).collect())
 }
 
+/// The files of `natgrad fvp`.
+struct FvpFiles {
+    model: PathBuf,
+    params: PathBuf,
+    inputs: PathBuf,
+    vector: PathBuf,
+    out: PathBuf,
+}
+
+/// `natgrad fvp`: G·v over the inputs, or over this process's rows of them summed over `world`.
 fn fvp<T>(
-    model: &Path,
-    params: &Path,
-    inputs: &Path,
-    vector: &Path,
-    out: &Path,
+    files: &FvpFiles,
     dtype: DType,
     options: &natgrad::CompileOptions,
+    world: &dyn natgrad::dist::Communicator,
 ) -> Result<(), Failure>
 where
     T: natgrad::Scalar + npyz::AutoSerialize + npyz::Serialize,
 {
-    let model = natgrad::spec::load(model, dtype)?;
+    let model = natgrad::spec::load(&files.model, dtype)?;
     let mut product = natgrad::compile_fisher_product::<T>(&model, options)?;
-    product.prepare(&read_as::<T>(params)?, &read_as::<T>(inputs)?)?;
-    let v = read_as::<T>(vector)?;
+    let inputs = read_as::<T>(&files.inputs)?;
+    let width = natgrad::compile::input_width(&model);
+    let (rows, share) = natgrad::distributed::shard_batch(world, "metric batch", &inputs, width)?;
+    product.prepare(&read_as::<T>(&files.params)?, rows)?;
+    let v = read_as::<T>(&files.vector)?;
     let mut gv = vec![T::zero(); model.layout.len()];
     product.apply(&v, &mut gv)?;
-    natgrad::npy::write(out, &[gv.len()], &gv)?;
+    natgrad::dist::weighted_sum(world, share, &mut gv)?;
+    if world.rank() == 0 {
+        natgrad::npy::write(&files.out, &[gv.len()], &gv)?;
+    }
     Ok(())
 }
 
@@ -547,8 +594,11 @@ fn ir_stats(graph: &natgrad::ir::Graph) -> Result<String, Box<dyn std::error::Er
 }
 
 /// The default compile options on `device`.
+/// Compile options for `device`; processes started together by `mpirun` on one node share
+/// its cores.
 fn compile_options(device: natgrad::Device) -> natgrad::CompileOptions {
-    natgrad::CompileOptions { device, ..natgrad::CompileOptions::default() }
+    let threads = natgrad::distributed::threads_per_process();
+    natgrad::CompileOptions { device, threads, ..natgrad::CompileOptions::default() }
 }
 
 fn init_tracing() {
@@ -563,6 +613,23 @@ fn init_tracing() {
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
+        Command::Bench(BenchCommand::Sums { lengths, runs, distributed }) => {
+            let world = natgrad::distributed::world(distributed)?;
+            let medians = natgrad::distributed::time_sums(world.as_ref(), &lengths, runs)?;
+            if world.rank() == 0 {
+                println!("| values (f32) | MB | processes | median sum | MB/s (vector bytes / time) |");
+                println!("|---:|---:|---:|---:|---:|");
+                for (len, seconds) in lengths.iter().zip(medians) {
+                    let megabytes = *len as f64 * 4.0 / 1e6;
+                    println!(
+                        "| {len} | {megabytes:.2} | {} | {:.1} µs | {:.0} |",
+                        world.size(),
+                        seconds * 1e6,
+                        megabytes / seconds
+                    );
+                }
+            }
+        }
         Command::Bench(BenchCommand::Exp { batch, runs }) => {
             print!("{}", natgrad::bench::exp_routes(batch.max(1), runs.max(1))?)
         }
@@ -587,6 +654,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             data,
             seed,
             device,
+            distributed,
         }) => {
             let methods = methods
                 .iter()
@@ -611,6 +679,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 save_init,
                 overrides: overrides.into_overrides()?,
                 compile: compile_options(device),
+                communicator: natgrad::distributed::world(distributed)?,
                 ..CurvesBench::reduced()
             };
             natgrad::curves_bench::run(&options)?;
@@ -629,6 +698,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             out,
             seed,
             device,
+            distributed,
         } => {
             let method = Method::from_name(method.trim())
                 .ok_or_else(|| format!("unknown method `{method}` (ngd, ngd-l, ncg-l, ncg-f, sgd, hf)"))?;
@@ -661,6 +731,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 checkpoint_every,
                 seed,
                 compile: compile_options(device),
+                communicator: natgrad::distributed::world(distributed)?,
             };
             train_command(&run, &out)?;
         }
@@ -730,11 +801,13 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             };
             natgrad::order_bench::run(&options)?;
         }
-        Command::Fvp { model, params, inputs, vector, out, dtype, device } => {
+        Command::Fvp { model, params, inputs, vector, out, dtype, device, distributed } => {
             let options = compile_options(device);
+            let files = FvpFiles { model, params, inputs, vector, out };
+            let world = natgrad::distributed::world(distributed)?;
             match dtype {
-                DTypeArg::F32 => fvp::<f32>(&model, &params, &inputs, &vector, &out, DType::F32, &options)?,
-                DTypeArg::F64 => fvp::<f64>(&model, &params, &inputs, &vector, &out, DType::F64, &options)?,
+                DTypeArg::F32 => fvp::<f32>(&files, DType::F32, &options, world.as_ref())?,
+                DTypeArg::F64 => fvp::<f64>(&files, DType::F64, &options, world.as_ref())?,
             }
         }
         Command::Grad { model, params, inputs, targets, out, dtype, device } => {

@@ -1,7 +1,17 @@
 //! Compiled models as optimisation problems: batches drawn from data sets, the metric on a
-//! batch of its own (section 7), and Martens' sparse initialisation.
+//! batch of its own (section 7), data-parallel shards of every batch, and Martens' sparse
+//! initialisation.
+//!
+//! Data-parallel: every process draws the same batch indices (same seeds) and computes on its
+//! own contiguous shard of them ([`natgrad_dist::shard`]); loss, gradient and metric products
+//! are weighted by the shard's fraction of the batch and summed over processes, so every
+//! process sees the single-process values (up to the order of the sums).
+
+use std::ops::Range;
+use std::rc::Rc;
 
 use natgrad_data::{BatchStream, Dataset};
+use natgrad_dist::{Communicator, Solo};
 use natgrad_ir::Scalar;
 use natgrad_ir::{Model, ParamLayout};
 use natgrad_optim::{HostOf, OpError, Problem};
@@ -59,6 +69,10 @@ pub struct ModelProblem<T: Scalar> {
     metric_targets: Vec<T>,
     ops: HostOf<T>,
     squares: Option<Gradient<T>>,
+    communicator: Rc<dyn Communicator>,
+    /// This process's fraction of the gradient batch and of the metric batch.
+    gradient_share: f64,
+    metric_share: f64,
     /// Metric products computed so far.
     pub metric_products: usize,
     /// Compile time of the three compiled functions, in seconds.
@@ -89,6 +103,19 @@ impl<T: Scalar> ModelProblem<T> {
         batching: Batching,
         options: &CompileOptions,
     ) -> Result<ModelProblem<T>, Error> {
+        ModelProblem::sharded(model, inputs, targets, batching, options, Rc::new(Solo))
+    }
+
+    /// [`ModelProblem::with_options`] as one process of `communicator`'s group: each batch is
+    /// split over the processes, which must all make this call with the same arguments.
+    pub fn sharded(
+        model: &Model,
+        inputs: Dataset,
+        targets: Option<Dataset>,
+        batching: Batching,
+        options: &CompileOptions,
+        communicator: Rc<dyn Communicator>,
+    ) -> Result<ModelProblem<T>, Error> {
         let start = std::time::Instant::now();
         let options = options.clone();
         let gradient = compile_gradient::<T>(model, &options)?;
@@ -109,13 +136,20 @@ impl<T: Scalar> ModelProblem<T> {
             _ => (metric_size < metric_len)
                 .then(|| BatchStream::new(metric_len, metric_size, batching.seed ^ 0x5EED)),
         };
+        let gradient_size = gradient_stream.as_ref().map_or(n, BatchStream::batch);
+        natgrad_dist::shard(communicator.as_ref(), "gradient batch", gradient_size)?;
+        natgrad_dist::shard(communicator.as_ref(), "metric batch", metric_size)?;
+        let full_batch = natgrad_dist::shard(communicator.as_ref(), "gradient batch", n)?;
         let mut problem = ModelProblem {
             model: model.clone(),
             gradient,
             loss,
             fisher,
-            gradient_inputs: to_elements(&inputs.data),
-            gradient_targets: targets.as_ref().map(|t| to_elements(&t.data)).unwrap_or_default(),
+            gradient_inputs: to_elements(rows(&inputs, full_batch.clone())),
+            gradient_targets: targets
+                .as_ref()
+                .map(|t| to_elements(rows(t, full_batch.clone())))
+                .unwrap_or_default(),
             metric_inputs: Vec::new(),
             metric_targets: Vec::new(),
             inputs,
@@ -126,6 +160,9 @@ impl<T: Scalar> ModelProblem<T> {
             metric_stream,
             ops: HostOf::new(),
             squares: None,
+            gradient_share: full_batch.len() as f64 / n as f64,
+            metric_share: 1.0,
+            communicator,
             metric_products: 0,
             compile_seconds: start.elapsed().as_secs_f64(),
         };
@@ -147,25 +184,33 @@ impl<T: Scalar> ModelProblem<T> {
             MetricSource::SameBatch => {
                 self.metric_inputs.clone_from(&self.gradient_inputs);
                 self.metric_targets.clone_from(&self.gradient_targets);
+                self.metric_share = self.gradient_share;
                 return;
             }
             MetricSource::OtherBatch => (&self.inputs, self.targets.as_ref()),
             MetricSource::Unlabeled(d) => (d, None),
         };
-        let mut rows = Vec::new();
         let indices: Option<Vec<usize>> = self.metric_stream.as_mut().map(|s| s.next_indices().to_vec());
-        match &indices {
-            Some(indices) => source.gather(indices, &mut rows),
-            None => rows.clone_from(&source.data),
-        }
-        self.metric_inputs = to_elements(&rows);
+        let (inputs, share) = shard_rows(self.communicator.as_ref(), source, indices.as_deref());
+        self.metric_inputs = to_elements(&inputs);
+        self.metric_share = share;
         if let Some(targets) = targets {
-            match &indices {
-                Some(indices) => targets.gather(indices, &mut rows),
-                None => rows.clone_from(&targets.data),
-            }
-            self.metric_targets = to_elements(&rows);
+            self.metric_targets =
+                to_elements(&shard_rows(self.communicator.as_ref(), targets, indices.as_deref()).0);
         }
+    }
+
+    /// Weights this process's `values` (and `loss`) by `share` and sums them over processes.
+    fn sum_shards(&self, share: f64, values: &mut Vec<T>, loss: f64) -> Result<f64, OpError> {
+        natgrad_dist::weighted_sum(self.communicator.as_ref(), share, values)?;
+        self.sum_loss(loss, share)
+    }
+
+    /// `loss` weighted by `share` and summed over processes.
+    fn sum_loss(&self, loss: f64, share: f64) -> Result<f64, OpError> {
+        let mut loss = vec![loss];
+        natgrad_dist::weighted_sum(self.communicator.as_ref(), share, &mut loss)?;
+        Ok(loss[0])
     }
 
     /// The model.
@@ -187,12 +232,15 @@ impl<T: Scalar> Problem for ModelProblem<T> {
 
     fn loss_and_gradient(&mut self, theta: &Vec<T>, grad: &mut Vec<T>) -> Result<f64, OpError> {
         let targets = (!self.model.is_autoencoder()).then_some(self.gradient_targets.as_slice());
-        self.gradient.loss_and_gradient(theta, &self.gradient_inputs, targets, grad).map_err(boxed)
+        let loss =
+            self.gradient.loss_and_gradient(theta, &self.gradient_inputs, targets, grad).map_err(boxed)?;
+        self.sum_shards(self.gradient_share, grad, loss)
     }
 
     fn loss(&mut self, theta: &Vec<T>) -> Result<f64, OpError> {
         let targets = (!self.model.is_autoencoder()).then_some(self.gradient_targets.as_slice());
-        self.loss.loss(theta, &self.gradient_inputs, targets).map_err(boxed)
+        let loss = self.loss.loss(theta, &self.gradient_inputs, targets).map_err(boxed)?;
+        self.sum_loss(loss, self.gradient_share)
     }
 
     fn prepare_metric(&mut self, theta: &Vec<T>) -> Result<(), OpError> {
@@ -203,7 +251,8 @@ impl<T: Scalar> Problem for ModelProblem<T> {
 
     fn metric_product(&mut self, v: &Vec<T>, out: &mut Vec<T>) -> Result<(), OpError> {
         self.metric_products += 1;
-        self.fisher.apply(v, out).map_err(boxed)
+        self.fisher.apply(v, out).map_err(boxed)?;
+        Ok(natgrad_dist::weighted_sum(self.communicator.as_ref(), self.metric_share, out)?)
     }
 
     fn squared_gradients(&mut self, theta: &Vec<T>, out: &mut Vec<T>) -> Result<bool, OpError> {
@@ -218,21 +267,49 @@ impl<T: Scalar> Problem for ModelProblem<T> {
         let targets = (!self.model.is_autoencoder()).then_some(self.gradient_targets.as_slice());
         let squares = self.squares.as_mut().expect("compiled above");
         squares.loss_and_gradient(theta, &self.gradient_inputs, targets, out).map_err(boxed)?;
+        natgrad_dist::weighted_sum(self.communicator.as_ref(), self.gradient_share, out)?;
         Ok(true)
     }
 
     fn next_batch(&mut self) {
         if let Some(stream) = &mut self.gradient_stream {
             let indices = stream.next_indices().to_vec();
-            let mut rows = Vec::new();
-            self.inputs.gather(&indices, &mut rows);
-            self.gradient_inputs = to_elements(&rows);
+            let communicator = self.communicator.as_ref();
+            let (inputs, share) = shard_rows(communicator, &self.inputs, Some(&indices));
+            self.gradient_inputs = to_elements(&inputs);
+            self.gradient_share = share;
             if let Some(targets) = &self.targets {
-                targets.gather(&indices, &mut rows);
-                self.gradient_targets = to_elements(&rows);
+                self.gradient_targets = to_elements(&shard_rows(communicator, targets, Some(&indices)).0);
             }
         }
         self.fill_metric_batch();
+    }
+
+    fn decide_together(&mut self, decision: bool) -> Result<bool, OpError> {
+        Ok(natgrad_dist::agree(self.communicator.as_ref(), decision)?)
+    }
+}
+
+/// Rows `range` of `set`.
+fn rows(set: &Dataset, range: Range<usize>) -> &[f32] {
+    &set.data[range.start * set.width..range.end * set.width]
+}
+
+/// This process's shard of the batch `indices` of `set` (all of `set` when `None`), and its
+/// fraction of the batch. Batch sizes were checked against the group size when the problem
+/// was made.
+fn shard_rows(communicator: &dyn Communicator, set: &Dataset, indices: Option<&[usize]>) -> (Vec<f32>, f64) {
+    let len = indices.map_or(set.len(), <[usize]>::len);
+    let range = natgrad_dist::shard(communicator, "batch", len)
+        .expect("batch sizes checked in ModelProblem::sharded");
+    let share = range.len() as f64 / len as f64;
+    match indices {
+        Some(indices) => {
+            let mut out = Vec::new();
+            set.gather(&indices[range], &mut out);
+            (out, share)
+        }
+        None => (rows(set, range).to_vec(), share),
     }
 }
 

@@ -36,6 +36,12 @@ pub trait Problem {
     /// Draws the next gradient and metric batches (no-op for full-batch problems).
     fn next_batch(&mut self) {}
 
+    /// The decision every process of a data-parallel problem takes: the first process's
+    /// `decision` (a time budget runs out on each process's own clock). One process: `decision`.
+    fn decide_together(&mut self, decision: bool) -> Result<bool, OpError> {
+        Ok(decision)
+    }
+
     /// Writes `(1/N) Σᵢ gᵢ ⊙ gᵢ` over the gradient batch (per-example gradients squared),
     /// for Martens' preconditioner; returns false when the problem cannot.
     fn squared_gradients(

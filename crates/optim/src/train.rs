@@ -130,10 +130,15 @@ pub fn train<P: Problem, O: Optimizer<P> + ?Sized>(
     let mut last_good = ops.zeros_like(theta);
     ops.copy(theta, &mut last_good);
     for iteration in 1.. {
-        if stop.max_iterations.is_some_and(|m| iteration > m)
-            || stop.time.is_some_and(|t| start.elapsed() >= t)
-        {
+        if stop.max_iterations.is_some_and(|m| iteration > m) {
             break;
+        }
+        if let Some(budget) = stop.time {
+            match problem.decide_together(start.elapsed() >= budget) {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(source) => return Err(TrainError::Step { iteration, source }),
+            }
         }
         let step = match checked_step(problem, optimizer, theta, iteration) {
             Ok(step) => step,
