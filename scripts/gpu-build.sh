@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .gpu-bin
-cargo build --release -p natgrad --features cuda
+cargo build --release -p natgrad --features cuda,nccl
 cp target/release/natgrad .gpu-bin/natgrad
 tests=$(cargo test --release -p natgrad-cuda --test gpu --no-run --message-format=json 2>/dev/null |
   python3 -c 'import json,sys

@@ -30,3 +30,5 @@ timeout 100 python3 .gpu-bin/compare.py --batch 1000,5000,20000 --runs 20 2>&1 |
 echo "== bench curves --full --device cuda (short)"
 timeout 60 .gpu-bin/natgrad bench curves --full --device cuda --methods ngd,hf --budget 30 --out /tmp/curves \
   2>&1 | tail -15 | tee "$OUT/curves.txt"
+echo "== NCCL communicator, world of one GPU (bench sums --distributed --device cuda)"
+timeout 30 .gpu-bin/natgrad bench sums --distributed --device cuda 2>&1 | tee "$OUT/nccl-sums.txt"

@@ -6,23 +6,63 @@ use std::time::Instant;
 
 use natgrad_dist::{Communicator, Solo};
 
-use crate::compile::Error;
+use crate::compile::{Device, Error};
 
-/// The processes this command runs with: MPI's world when `distributed`, this process alone
-/// otherwise. Asking for MPI in a build without the `mpi` feature is an error saying how to
-/// build it.
-pub fn world(distributed: bool) -> Result<Rc<dyn Communicator>, Error> {
-    if !distributed {
-        return Ok(Rc::new(Solo));
+/// The processes this command runs with: this process alone unless `distributed`; MPI's
+/// world for CPU runs (feature `mpi`); NCCL for `cuda` runs (feature `nccl`: over MPI's
+/// world when built with `mpi` too, else a world of one GPU). Asking for what this build
+/// lacks is an error saying how to build it.
+pub fn world(distributed: bool, device: Device) -> Result<Rc<dyn Communicator>, Error> {
+    match (distributed, device) {
+        (false, _) => Ok(Rc::new(Solo)),
+        (true, Device::Cpu) => mpi_world(),
+        (true, Device::Cuda(ordinal)) => nccl_world(ordinal),
     }
-    #[cfg(feature = "mpi")]
-    return Ok(Rc::new(natgrad_dist::Mpi::init()?));
-    #[cfg(not(feature = "mpi"))]
-    Err(Error::Distributed(natgrad_dist::CommError::Library(
+}
+
+#[cfg(feature = "mpi")]
+fn mpi_world() -> Result<Rc<dyn Communicator>, Error> {
+    Ok(Rc::new(natgrad_dist::Mpi::init()?))
+}
+
+#[cfg(not(feature = "mpi"))]
+fn mpi_world() -> Result<Rc<dyn Communicator>, Error> {
+    Err(missing(
         "--distributed needs natgrad built with MPI: `cargo build --release -p natgrad --features mpi` \
-         (Debian: apt-get install libopenmpi-dev openmpi-bin), then `mpirun -np N natgrad … --distributed`"
-            .into(),
-    )))
+         (Debian: apt-get install libopenmpi-dev openmpi-bin libclang-dev), then `mpirun -np N natgrad … --distributed`",
+    ))
+}
+
+/// NCCL on GPU `ordinal`; under MPI, rank 0's NCCL id reaches the others through MPI.
+#[cfg(feature = "nccl")]
+fn nccl_world(ordinal: usize) -> Result<Rc<dyn Communicator>, Error> {
+    use natgrad_cuda::nccl::Nccl;
+    #[cfg(feature = "mpi")]
+    {
+        let mpi = natgrad_dist::Mpi::init()?;
+        let (rank, size) = (mpi.rank(), mpi.size());
+        let mut id = [0.0f64; 128];
+        if rank == 0 {
+            id.iter_mut().zip(Nccl::unique_id()?).for_each(|(v, c)| *v = f64::from(c));
+        }
+        mpi.broadcast_f64(&mut id)?;
+        let id: natgrad_cuda::nccl::UniqueId = std::array::from_fn(|i| id[i] as std::ffi::c_char);
+        Ok(Rc::new(Nccl::rank(ordinal, rank, size, id)?))
+    }
+    #[cfg(not(feature = "mpi"))]
+    Ok(Rc::new(Nccl::single(ordinal)?))
+}
+
+#[cfg(not(feature = "nccl"))]
+fn nccl_world(_ordinal: usize) -> Result<Rc<dyn Communicator>, Error> {
+    Err(missing(
+        "--distributed with --device cuda needs natgrad built with NCCL: `--features nccl` (and `mpi` for more than one GPU)",
+    ))
+}
+
+#[cfg(not(all(feature = "mpi", feature = "nccl")))]
+fn missing(what: &str) -> Error {
+    Error::Distributed(natgrad_dist::CommError::Library(what.into()))
 }
 
 /// CPU threads for each process: the machine's cores shared by the processes `mpirun`

@@ -196,6 +196,9 @@ enum BenchCommand {
         /// Run as one of the processes started by `mpirun` (a build with the mpi feature).
         #[arg(long)]
         distributed: bool,
+        /// `cpu` (MPI) or `cuda[:N]` (NCCL, a build with the nccl feature).
+        #[arg(long, default_value = "cpu")]
+        device: natgrad::Device,
     },
     /// The two f32 exp routes (libm calls vs in-IR polynomial) side by side.
     Exp {
@@ -613,8 +616,8 @@ fn init_tracing() {
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
-        Command::Bench(BenchCommand::Sums { lengths, runs, distributed }) => {
-            let world = natgrad::distributed::world(distributed)?;
+        Command::Bench(BenchCommand::Sums { lengths, runs, distributed, device }) => {
+            let world = natgrad::distributed::world(distributed, device)?;
             let medians = natgrad::distributed::time_sums(world.as_ref(), &lengths, runs)?;
             if world.rank() == 0 {
                 println!("| values (f32) | MB | processes | median sum | MB/s (vector bytes / time) |");
@@ -679,7 +682,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 save_init,
                 overrides: overrides.into_overrides()?,
                 compile: compile_options(device),
-                communicator: natgrad::distributed::world(distributed)?,
+                communicator: natgrad::distributed::world(distributed, device)?,
                 ..CurvesBench::reduced()
             };
             natgrad::curves_bench::run(&options)?;
@@ -731,7 +734,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 checkpoint_every,
                 seed,
                 compile: compile_options(device),
-                communicator: natgrad::distributed::world(distributed)?,
+                communicator: natgrad::distributed::world(distributed, device)?,
             };
             train_command(&run, &out)?;
         }
@@ -804,7 +807,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Fvp { model, params, inputs, vector, out, dtype, device, distributed } => {
             let options = compile_options(device);
             let files = FvpFiles { model, params, inputs, vector, out };
-            let world = natgrad::distributed::world(distributed)?;
+            let world = natgrad::distributed::world(distributed, device)?;
             match dtype {
                 DTypeArg::F32 => fvp::<f32>(&files, DType::F32, &options, world.as_ref())?,
                 DTypeArg::F64 => fvp::<f64>(&files, DType::F64, &options, world.as_ref())?,
