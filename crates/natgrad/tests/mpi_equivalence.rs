@@ -152,11 +152,18 @@ fn killed_and_resumed_distributed_training_equals_uninterrupted(dir: &Path) {
     let mut child =
         mpirun_command(Some("setsid"), &args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let checkpoint = dir.join("killed.ckpt");
-    while !checkpoint.exists() {
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before its first checkpoint");
-        std::thread::sleep(Duration::from_millis(5));
+    let written = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    // The second checkpoint (iteration 10 of 150) replaces the first: kill then.
+    let mut first = None;
+    loop {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before its second checkpoint");
+        match (first, written(&checkpoint)) {
+            (None, Some(time)) => first = Some(time),
+            (Some(a), Some(b)) if a != b => break,
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
-    std::thread::sleep(Duration::from_secs_f64(straight_seconds * 0.2));
     let killed_mid_run = child.try_wait().unwrap().is_none();
     Command::new("pkill").args(["-KILL", "-s", &child.id().to_string()]).status().unwrap();
     child.wait().unwrap();
@@ -242,6 +249,26 @@ fn library_checks_as_one_rank() {
     }
 }
 
+/// The f64 problem on `data`: gradient batches of `gradient_batch` (all when `None`), metric
+/// batches of 75 from the training set, as one rank of `world`.
+fn problem(
+    model: &natgrad::ir::Model,
+    data: &natgrad::data::Dataset,
+    gradient_batch: Option<usize>,
+    world: Rc<dyn Communicator>,
+) -> ModelProblem<f64> {
+    let batching = Batching {
+        gradient: gradient_batch,
+        metric: Some(75),
+        source: MetricSource::OtherBatch,
+        seed: 11,
+        metric_kind: natgrad::MetricKind::Fisher,
+        in_order: false,
+    };
+    let options = natgrad::CompileOptions::default();
+    ModelProblem::<f64>::sharded(model, data.clone(), None, batching, &options, world).unwrap()
+}
+
 /// Loss, gradient and metric product (`v` = θ0) at `theta0` on batches of 151 and 75 examples.
 fn products_at(
     model: &natgrad::ir::Model,
@@ -250,17 +277,7 @@ fn products_at(
     world: Rc<dyn Communicator>,
 ) -> (f64, Vec<f64>, Vec<f64>) {
     use natgrad::optim::Problem;
-    let batching = Batching {
-        gradient: Some(151),
-        metric: Some(75),
-        source: MetricSource::OtherBatch,
-        seed: 11,
-        metric_kind: natgrad::MetricKind::Fisher,
-        in_order: false,
-    };
-    let options = natgrad::CompileOptions::default();
-    let mut problem =
-        ModelProblem::<f64>::sharded(model, data.clone(), None, batching, &options, world).unwrap();
+    let mut problem = problem(model, data, Some(151), world);
     problem.next_batch();
     let theta = theta0.to_vec();
     let mut gradient = vec![0.0; theta.len()];
@@ -271,7 +288,8 @@ fn products_at(
     (loss, gradient, product)
 }
 
-/// θ after 5 iterations, and the loss there of `method` from `theta0`, with uneven shards (odd batch sizes).
+/// θ after 5 iterations of `method` from `theta0`, and the loss there; uneven shards (odd
+/// batch sizes).
 fn five_iterations(
     method: Method,
     model: &natgrad::ir::Model,
@@ -294,17 +312,8 @@ fn five_iterations(
         Method::NcgL => Box::new(Ncg::<Vec<f64>>::new(second, Conjugacy::Cobyla)),
         _ => Box::new(HessianFree::<Vec<f64>>::new(second)),
     };
-    let batching = Batching {
-        gradient: if method == Method::Ngd { Some(151) } else { None },
-        metric: Some(75),
-        source: MetricSource::OtherBatch,
-        seed: 11,
-        metric_kind: natgrad::MetricKind::Fisher,
-        in_order: false,
-    };
-    let options = natgrad::CompileOptions::default();
-    let mut problem =
-        ModelProblem::<f64>::sharded(model, data.clone(), None, batching, &options, world).unwrap();
+    let gradient_batch = if method == Method::Ngd { Some(151) } else { None };
+    let mut problem = problem(model, data, gradient_batch, world);
     let mut theta = theta0.to_vec();
     let stop = StopWhen { max_iterations: Some(5), ..StopWhen::default() };
     let records = train(&mut problem, optimizer.as_mut(), &mut theta, &stop, |_, _| {}).unwrap();
