@@ -65,6 +65,17 @@ fn missing(what: &str) -> Error {
     Error::Distributed(natgrad_dist::CommError::Library(what.into()))
 }
 
+/// The GPU of this process: with `distributed` under `mpirun`, `cuda:N` means GPU
+/// `N + local rank` (one GPU per process on a multi-GPU node, Open MPI's
+/// `OMPI_COMM_WORLD_LOCAL_RANK`); otherwise `device` itself.
+pub fn local_device(distributed: bool, device: Device) -> Device {
+    let local_rank = std::env::var("OMPI_COMM_WORLD_LOCAL_RANK").ok().and_then(|v| v.parse::<usize>().ok());
+    match (distributed, device, local_rank) {
+        (true, Device::Cuda(ordinal), Some(rank)) => Device::Cuda(ordinal + rank),
+        _ => device,
+    }
+}
+
 /// CPU threads for each process: the machine's cores shared by the processes `mpirun`
 /// started on this node (Open MPI's `OMPI_COMM_WORLD_LOCAL_SIZE`; all cores without it).
 pub fn threads_per_process() -> usize {

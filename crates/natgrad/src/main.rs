@@ -617,6 +617,7 @@ fn init_tracing() {
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
         Command::Bench(BenchCommand::Sums { lengths, runs, distributed, device }) => {
+            let device = natgrad::distributed::local_device(distributed, device);
             let world = natgrad::distributed::world(distributed, device)?;
             let medians = natgrad::distributed::time_sums(world.as_ref(), &lengths, runs)?;
             if world.rank() == 0 {
@@ -659,6 +660,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             device,
             distributed,
         }) => {
+            let device = natgrad::distributed::local_device(distributed, device);
             let methods = methods
                 .iter()
                 .map(|m| {
@@ -703,6 +705,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             device,
             distributed,
         } => {
+            let device = natgrad::distributed::local_device(distributed, device);
             let method = Method::from_name(method.trim())
                 .ok_or_else(|| format!("unknown method `{method}` (ngd, ngd-l, ncg-l, ncg-f, sgd, hf)"))?;
             if iterations.is_none() && budget.is_none() {
@@ -805,6 +808,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             natgrad::order_bench::run(&options)?;
         }
         Command::Fvp { model, params, inputs, vector, out, dtype, device, distributed } => {
+            let device = natgrad::distributed::local_device(distributed, device);
             let options = compile_options(device);
             let files = FvpFiles { model, params, inputs, vector, out };
             let world = natgrad::distributed::world(distributed, device)?;
