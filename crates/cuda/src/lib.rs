@@ -9,11 +9,8 @@
 //! |---|---|
 //! | [`device`] | finding the driver and the GPU; errors |
 //! | [`program`] | `Cuda` (the backend), `Program` (loaded module, cuBLAS handle), `Session` (device buffers, launches) |
-//! | `nccl` (feature `nccl`) | `Nccl`: the data-parallel `Communicator` over NCCL, one process per GPU |
 
 pub mod device;
-#[cfg(feature = "nccl")]
-pub mod nccl;
 pub mod program;
 
 pub use program::{Cuda, Program, Session};

@@ -1,7 +1,7 @@
 //! Communicators for data-parallel training: every process holds a shard of each batch,
 //! and one sum over processes of a parameter-sized vector joins the shards' gradients and
-//! metric products. [`Solo`] is the single process (the default, no cost); [`Mpi`] (feature
-//! `mpi`) runs over the system's MPI library.
+//! metric products. [`Solo`] is the single process (the default, no cost); `Mpi` (feature
+//! `mpi`) runs over the system's MPI library, `nccl::Nccl` (feature `nccl`) over NCCL.
 //!
 //! Sums leave identical bits on every process (the optimizers' line searches and COBYLA
 //! then see identical numbers and every process takes identical steps).
@@ -16,6 +16,8 @@ use natgrad_ir::{DType, Scalar};
 mod mpi_world;
 #[cfg(feature = "mpi")]
 pub use mpi_world::Mpi;
+#[cfg(feature = "nccl")]
+pub mod nccl;
 
 /// Communication failures.
 #[derive(Debug, thiserror::Error)]

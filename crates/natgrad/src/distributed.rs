@@ -36,7 +36,7 @@ fn mpi_world() -> Result<Rc<dyn Communicator>, Error> {
 /// NCCL on GPU `ordinal`; under MPI, rank 0's NCCL id reaches the others through MPI.
 #[cfg(feature = "nccl")]
 fn nccl_world(ordinal: usize) -> Result<Rc<dyn Communicator>, Error> {
-    use natgrad_cuda::nccl::Nccl;
+    use natgrad_dist::nccl::Nccl;
     #[cfg(feature = "mpi")]
     {
         let mpi = natgrad_dist::Mpi::init()?;
@@ -46,7 +46,7 @@ fn nccl_world(ordinal: usize) -> Result<Rc<dyn Communicator>, Error> {
             id.iter_mut().zip(Nccl::unique_id()?).for_each(|(v, c)| *v = f64::from(c));
         }
         mpi.broadcast_f64(&mut id)?;
-        let id: natgrad_cuda::nccl::UniqueId = std::array::from_fn(|i| id[i] as std::ffi::c_char);
+        let id: natgrad_dist::nccl::UniqueId = std::array::from_fn(|i| id[i] as std::ffi::c_char);
         Ok(Rc::new(Nccl::rank(ordinal, rank, size, id)?))
     }
     #[cfg(not(feature = "mpi"))]

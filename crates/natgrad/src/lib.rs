@@ -24,9 +24,6 @@ pub use compile::{
 };
 
 pub use natgrad_autodiff as autodiff;
-/// The NCCL communicator (multi-GPU data-parallel runs).
-#[cfg(feature = "nccl")]
-pub use natgrad_cuda::nccl;
 pub use natgrad_data as data;
 pub use natgrad_data::npy;
 pub use natgrad_dist as dist;

@@ -8,11 +8,10 @@
 use std::ffi::c_char;
 use std::sync::Arc;
 
-use cudarc::driver::{CudaStream, DeviceRepr, ValidAsZeroBits};
+use cudarc::driver::{CudaContext, CudaStream, DeviceRepr, ValidAsZeroBits};
 use cudarc::nccl::{Comm, Id, NcclType, ReduceOp};
-use natgrad_dist::{CommError, Communicator};
 
-use crate::device::open;
+use crate::{CommError, Communicator};
 
 /// A communicator id: made by rank 0 ([`Nccl::unique_id`]) and handed to every rank (e.g.
 /// broadcast over MPI) before [`Nccl::rank`].
@@ -40,6 +39,20 @@ pub fn nccl_present() -> bool {
     unsafe { cudarc::nccl::sys::is_culib_present() }
 }
 
+/// The context of GPU `ordinal`, checked first (cudarc's `CudaContext::new` panics without a
+/// driver).
+fn open(ordinal: usize) -> Result<Arc<CudaContext>, CommError> {
+    // SAFETY: only tries to open the driver library; calls nothing in it.
+    if !unsafe { cudarc::driver::sys::is_culib_present() } {
+        return Err(CommError::Library("no CUDA driver (libcuda) on this machine".into()));
+    }
+    let count = CudaContext::device_count().map_err(|e| library("device count", e))?;
+    if ordinal >= count.max(0) as usize {
+        return Err(CommError::Library(format!("cuda:{ordinal}: this machine has {count} CUDA device(s)")));
+    }
+    CudaContext::new(ordinal).map_err(|e| library("context", e))
+}
+
 fn check_library() -> Result<(), CommError> {
     match nccl_present() {
         true => Ok(()),
@@ -56,7 +69,7 @@ impl Nccl {
 
     /// Rank `rank` of `size` on GPU `ordinal`, joining the communicator `id`.
     pub fn rank(ordinal: usize, rank: usize, size: usize, id: UniqueId) -> Result<Nccl, CommError> {
-        let (context, _) = open(ordinal).map_err(|e| CommError::Library(e.to_string()))?;
+        let context = open(ordinal)?;
         check_library()?;
         let stream = context.default_stream();
         let comm = Comm::from_rank(Arc::clone(&stream), rank, size, Id::uninit(id))
@@ -120,7 +133,8 @@ mod tests {
 
     #[test]
     fn without_a_driver_or_nccl_a_communicator_is_an_error_not_a_panic() {
-        if crate::device::driver_present() && nccl_present() {
+        // SAFETY: only tries to open the driver library.
+        if unsafe { cudarc::driver::sys::is_culib_present() } && nccl_present() {
             println!("skipped: this machine has CUDA and NCCL (the GPU check runs the NCCL path)");
             return;
         }
