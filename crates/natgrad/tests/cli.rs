@@ -293,3 +293,24 @@ fn bench_curves_rejects_bad_settings_with_a_message() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+/// `--distributed` in a build without MPI (or NCCL) says how to build one; with MPI, a
+/// world of one process (no `mpirun`) runs as a single process.
+#[test]
+fn distributed_without_the_feature_says_how_to_build_it() {
+    let (ok, _, err) = natgrad(&["bench", "sums", "--lengths", "10", "--runs", "1", "--distributed"]);
+    if cfg!(feature = "mpi") {
+        assert!(ok, "{err}");
+    } else {
+        assert!(!ok);
+        assert!(err.contains("--features mpi") && err.contains("mpirun"), "{err}");
+    }
+    let (ok, _, err) = natgrad(&["bench", "sums", "--distributed", "--device", "cuda"]);
+    assert!(!ok);
+    // With NCCL built in, this machine's missing driver or libnccl is the error.
+    let named = match cfg!(feature = "nccl") {
+        true => err.contains("CUDA driver") || err.contains("NCCL"),
+        false => err.contains("--features nccl"),
+    };
+    assert!(named, "{err}");
+}
