@@ -7,7 +7,6 @@
 //! are weighted by the shard's fraction of the batch and summed over processes, so every
 //! process sees the single-process values (up to the order of the sums).
 
-use std::ops::Range;
 use std::rc::Rc;
 
 use natgrad_data::{BatchStream, Dataset};
@@ -139,17 +138,16 @@ impl<T: Scalar> ModelProblem<T> {
         let gradient_size = gradient_stream.as_ref().map_or(n, BatchStream::batch);
         natgrad_dist::shard(communicator.as_ref(), "gradient batch", gradient_size)?;
         natgrad_dist::shard(communicator.as_ref(), "metric batch", metric_size)?;
-        let full_batch = natgrad_dist::shard(communicator.as_ref(), "gradient batch", n)?;
+        // Until the first `next_batch`, the gradient batch is the whole training set.
+        let (first_inputs, gradient_share) = shard_rows(communicator.as_ref(), &inputs, None);
+        let first_targets = targets.as_ref().map(|t| shard_rows(communicator.as_ref(), t, None).0);
         let mut problem = ModelProblem {
             model: model.clone(),
             gradient,
             loss,
             fisher,
-            gradient_inputs: to_elements(rows(&inputs, full_batch.clone())),
-            gradient_targets: targets
-                .as_ref()
-                .map(|t| to_elements(rows(t, full_batch.clone())))
-                .unwrap_or_default(),
+            gradient_inputs: to_elements(&first_inputs),
+            gradient_targets: first_targets.as_deref().map(to_elements).unwrap_or_default(),
             metric_inputs: Vec::new(),
             metric_targets: Vec::new(),
             inputs,
@@ -160,7 +158,7 @@ impl<T: Scalar> ModelProblem<T> {
             metric_stream,
             ops: HostOf::new(),
             squares: None,
-            gradient_share: full_batch.len() as f64 / n as f64,
+            gradient_share,
             metric_share: 1.0,
             communicator,
             metric_products: 0,
@@ -290,11 +288,6 @@ impl<T: Scalar> Problem for ModelProblem<T> {
     }
 }
 
-/// Rows `range` of `set`.
-fn rows(set: &Dataset, range: Range<usize>) -> &[f32] {
-    &set.data[range.start * set.width..range.end * set.width]
-}
-
 /// This process's shard of the batch `indices` of `set` (all of `set` when `None`), and its
 /// fraction of the batch. Batch sizes were checked against the group size when the problem
 /// was made.
@@ -309,7 +302,7 @@ fn shard_rows(communicator: &dyn Communicator, set: &Dataset, indices: Option<&[
             set.gather(&indices[range], &mut out);
             (out, share)
         }
-        None => (rows(set, range).to_vec(), share),
+        None => (set.data[range.start * set.width..range.end * set.width].to_vec(), share),
     }
 }
 
