@@ -23,7 +23,7 @@ fn check(u: &mut Unstructured) -> Result<()> {
     let double = u.arbitrary::<bool>()?;
     let options = CompileOptions {
         simplify: u.arbitrary()?,
-        fast_exp: u.arbitrary()?,
+        libm_math: u.arbitrary()?,
         threads: u.int_in_range(1..=2)?,
         ..CompileOptions::default()
     };

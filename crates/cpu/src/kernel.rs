@@ -6,8 +6,10 @@
 //! dimension of the group's shape). `buffers` holds the input pointers, then the outputs,
 //! then one `cols`-long accumulator per column sum (added to, row by row).
 //! Inner loops run on 128-bit vectors (f32x4 / f64x2, the width Cranelift's x64 backend
-//! has) with a scalar tail; exp / log / log1p / tanh / pow call the platform libm, the
-//! same functions the reference interpreter uses.
+//! has) with a scalar tail; exp / log / log1p / tanh / pow are the shared routines of
+//! `natgrad_lower::math` inlined (see [`crate::math`]), or, with
+//! `CompileOptions::libm_math`, calls to the platform libm per lane (the functions the
+//! reference interpreter uses).
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
@@ -18,6 +20,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
 use natgrad_ir::{Binary, Compare, DType};
+use natgrad_lower::math::Function;
 use natgrad_lower::{Access, Error, KExpr, KUnary, KernelSpec};
 
 /// A code-generation failure (a bug; please report with the IR).
@@ -34,7 +37,7 @@ pub struct Jit {
     /// `None` only while dropping.
     module: Option<JITModule>,
     declared: Vec<FuncId>,
-    fast_exp: bool,
+    libm_math: bool,
 }
 
 macro_rules! libm_wrappers {
@@ -68,10 +71,9 @@ const LIBM: [(&str, usize, *const u8, *const u8); 5] = [
 ];
 
 impl Jit {
-    /// A JIT for the host CPU. With `fast_exp`, f32 vector loops compute `exp` (and the
-    /// sigmoid and softplus built on it) with an in-IR range reduction and degree-6
-    /// polynomial instead of four libm calls per vector.
-    pub fn new(fast_exp: bool) -> Result<Jit, Error> {
+    /// A JIT for the host CPU. With `libm_math`, kernels call the platform libm (one call
+    /// per lane) for exp, log, log1p, tanh and pow instead of inlining the shared routines.
+    pub fn new(libm_math: bool) -> Result<Jit, Error> {
         let mut flags = settings::builder();
         flags.set("use_colocated_libcalls", "false").map_err(|e| codegen(e.to_string()))?;
         flags.set("is_pic", "false").map_err(|e| codegen(e.to_string()))?;
@@ -85,7 +87,7 @@ impl Jit {
             builder.symbol(format!("ng_{name}_f32"), f32_fn);
             builder.symbol(format!("ng_{name}_f64"), f64_fn);
         }
-        Ok(Jit { module: Some(JITModule::new(builder)), declared: Vec::new(), fast_exp })
+        Ok(Jit { module: Some(JITModule::new(builder)), declared: Vec::new(), libm_math })
     }
 
     /// Compiles `spec`; returns its index for [`Jit::finish`].
@@ -107,7 +109,7 @@ impl Jit {
             let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
             let libm = declare_libm(module, &mut b, spec.dtype)?;
             let mut lowering = Lowering::new(spec, ptr, libm);
-            lowering.fast_exp = self.fast_exp && spec.dtype == DType::F32;
+            lowering.libm_math = self.libm_math;
             lowering.emit(&mut b);
             b.seal_all_blocks();
             b.finalize(module.target_config());
@@ -191,7 +193,7 @@ struct Lowering<'s> {
     lanes: i64,
     size: i64,
     libm: Vec<(&'static str, FuncRef)>,
-    fast_exp: bool,
+    libm_math: bool,
 }
 
 /// Per-row base addresses and the loop counters a body needs.
@@ -206,7 +208,7 @@ impl<'s> Lowering<'s> {
             DType::F32 => (types::F32, types::F32X4, 4, 4),
             DType::F64 => (types::F64, types::F64X2, 2, 8),
         };
-        Lowering { spec, ptr, scalar, vector, lanes, size, libm, fast_exp: false }
+        Lowering { spec, ptr, scalar, vector, lanes, size, libm, libm_math: false }
     }
 
     fn emit(&self, b: &mut FunctionBuilder) {
@@ -332,7 +334,7 @@ impl<'s> Lowering<'s> {
                 KExpr::Binary(op, x, y) => self.binary(b, op, values[x], values[y]),
                 KExpr::Choose { cmp, lhs, rhs, then, otherwise } => {
                     let mask = b.ins().fcmp(float_cc(cmp), values[lhs], values[rhs]);
-                    self.choose(b, mask, values[then], values[otherwise], vector)
+                    crate::math::select(b, ty, mask, values[then], values[otherwise])
                 }
             };
             values.push(v);
@@ -359,24 +361,25 @@ impl<'s> Lowering<'s> {
         if vector { b.ins().splat(self.vector, s) } else { s }
     }
 
-    /// `mask ? a : b` for a scalar condition or a lane mask.
-    fn choose(&self, b: &mut FunctionBuilder, mask: Value, x: Value, y: Value, vector: bool) -> Value {
-        if vector {
-            let mask = b.ins().bitcast(
-                self.vector,
-                MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little),
-                mask,
-            );
-            b.ins().bitselect(mask, x, y)
-        } else {
-            b.ins().select(mask, x, y)
+    /// `function(x)`: inline (the shared routine) or by libm calls, one per lane.
+    fn math(&self, b: &mut FunctionBuilder, function: Function, x: Value, vector: bool) -> Value {
+        let ty = if vector { self.vector } else { self.scalar };
+        if !self.libm_math {
+            return crate::math::emit(b, &function.routine(self.spec.dtype), x, ty);
+        }
+        match function {
+            Function::Exp => self.call(b, "exp", &[x], vector),
+            Function::Log => self.call(b, "log", &[x], vector),
+            Function::Log1p => self.call(b, "log1p", &[x], vector),
+            Function::Tanh => self.call(b, "tanh", &[x], vector),
+            Function::Pow(p) => {
+                let p = self.constant(b, p, vector);
+                self.call(b, "pow", &[x, p], vector)
+            }
         }
     }
 
     fn call(&self, b: &mut FunctionBuilder, name: &str, args: &[Value], vector: bool) -> Value {
-        if vector && self.fast_exp && name == "exp" {
-            return self.exp_f32x4(b, args[0]);
-        }
         let f = self.libm.iter().find(|(n, _)| *n == name).expect("declared libm function").1;
         if !vector {
             let call = b.ins().call(f, args);
@@ -392,73 +395,17 @@ impl<'s> Lowering<'s> {
         out
     }
 
-    /// eˣ on f32x4 (Cephes' expf): n = round(x·log₂e), r = x − n·ln2 in two parts,
-    /// eʳ by a degree-6 polynomial, times 2ⁿ built from exponent bits (as 2ⁿ⁻¹·2, so
-    /// n = 128 stays finite). Below −86.6 the result is 0 (true value < 2.5e-38), above
-    /// 88.72 it is +∞, NaN stays NaN.
-    fn exp_f32x4(&self, b: &mut FunctionBuilder, x: Value) -> Value {
-        let c = |b: &mut FunctionBuilder, v: f32| {
-            let s = b.ins().f32const(v);
-            b.ins().splat(types::F32X4, s)
-        };
-        let (lo, hi) = (c(b, -86.6), c(b, 88.722_83));
-        let clamped = b.ins().fmax(x, lo);
-        let clamped = b.ins().fmin(clamped, hi);
-        let log2e = c(b, std::f32::consts::LOG2_E);
-        let scaled = b.ins().fmul(clamped, log2e);
-        let n = b.ins().nearest(scaled);
-        let (c1, c2) = (c(b, 0.693_359_4), c(b, -2.121_944_4e-4));
-        let n_c1 = b.ins().fmul(n, c1);
-        let r = b.ins().fsub(clamped, n_c1);
-        let n_c2 = b.ins().fmul(n, c2);
-        let r = b.ins().fsub(r, n_c2);
-        let coefficients =
-            [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5];
-        let mut y = c(b, coefficients[0]);
-        for &k in &coefficients[1..] {
-            let yr = b.ins().fmul(y, r);
-            let kk = c(b, k);
-            y = b.ins().fadd(yr, kk);
-        }
-        let r2 = b.ins().fmul(r, r);
-        let y = b.ins().fmul(y, r2);
-        let y = b.ins().fadd(y, r);
-        let one = c(b, 1.0);
-        let y = b.ins().fadd(y, one);
-        // 2ⁿ⁻¹ from exponent bits, then ×2.
-        let ni = b.ins().fcvt_to_sint_sat(types::I32X4, n);
-        let bias = b.ins().iconst(types::I32, 126);
-        let bias = b.ins().splat(types::I32X4, bias);
-        let biased = b.ins().iadd(ni, bias);
-        let shift = b.ins().iconst(types::I32, 23);
-        let bits = b.ins().ishl(biased, shift);
-        let flags = MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little);
-        let half_pow = b.ins().bitcast(types::F32X4, flags, bits);
-        let two = c(b, 2.0);
-        let scaled = b.ins().fmul(y, half_pow);
-        let result = b.ins().fmul(scaled, two);
-        let zero = c(b, 0.0);
-        let below = b.ins().fcmp(FloatCC::LessThan, x, lo);
-        let result = self.choose(b, below, zero, result, true);
-        let infinity = c(b, f32::INFINITY);
-        let above = b.ins().fcmp(FloatCC::GreaterThan, x, hi);
-        self.choose(b, above, infinity, result, true)
-    }
-
     fn unary(&self, b: &mut FunctionBuilder, op: KUnary, x: Value, vector: bool) -> Value {
         match op {
             KUnary::Neg => b.ins().fneg(x),
             KUnary::Abs => b.ins().fabs(x),
             KUnary::Square => b.ins().fmul(x, x),
             KUnary::Sqrt => b.ins().sqrt(x),
-            KUnary::Exp => self.call(b, "exp", &[x], vector),
-            KUnary::Log => self.call(b, "log", &[x], vector),
-            KUnary::Log1p => self.call(b, "log1p", &[x], vector),
-            KUnary::Tanh => self.call(b, "tanh", &[x], vector),
-            KUnary::Pow(p) => {
-                let p = self.constant(b, p, vector);
-                self.call(b, "pow", &[x, p], vector)
-            }
+            KUnary::Exp => self.math(b, Function::Exp, x, vector),
+            KUnary::Log => self.math(b, Function::Log, x, vector),
+            KUnary::Log1p => self.math(b, Function::Log1p, x, vector),
+            KUnary::Tanh => self.math(b, Function::Tanh, x, vector),
+            KUnary::Pow(p) => self.math(b, Function::Pow(p), x, vector),
         }
     }
 

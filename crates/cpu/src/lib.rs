@@ -7,12 +7,14 @@
 //! | module | concern |
 //! |---|---|
 //! | [`kernel`] | the Cranelift lowering of a `KernelSpec` (f32x4 / f64x2 with scalar tails) |
+//! | [`math`] | the shared exp / log / log1p / tanh / pow routines as inline SIMD instructions |
 //! | [`host`] | GEMM, softmax, transpose, broadcast, reductions |
 //! | [`pool`] | the persistent worker pools (one per thread count) for kernels and GEMM |
 //! | [`program`] | `Cpu` (the backend), `Program` (JIT'd plan), `Session` (buffers, run) |
 
 pub mod host;
 pub mod kernel;
+pub mod math;
 pub mod pool;
 pub mod program;
 

@@ -54,7 +54,7 @@ impl<T: Scalar> Program<T> {
             )));
         }
         let start = Instant::now();
-        let mut jit = Jit::new(options.fast_exp)?;
+        let mut jit = Jit::new(options.libm_math)?;
         let mut kernel_of_unit = Vec::new();
         for unit in &plan.units {
             kernel_of_unit.push(match &unit.work {

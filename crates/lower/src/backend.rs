@@ -62,10 +62,12 @@ pub struct CompileOptions {
     /// Worker threads of the CPU backend, for fused kernels and GEMM (default: every
     /// logical core).
     pub threads: usize,
-    /// f32 `exp` by a range-reduced polynomial instead of libm calls. Default false:
-    /// measured with `natgrad bench exp`, both routes run at the same speed on the CPU (the
-    /// fused kernels are memory-bound), and libm matches the interpreter exactly.
-    pub fast_exp: bool,
+    /// CPU only: exp, log, log1p, tanh and pow by calls to the platform libm, one per SIMD
+    /// lane — bit for bit the reference interpreter's results — instead of the inline
+    /// routines of [`crate::math`] that the GPU backend shares (≤ 2 ulp from libm except
+    /// pow; see docs/benchmarks.md). Default false: the inline routines are several times
+    /// faster (`natgrad bench exp`).
+    pub libm_math: bool,
     /// GPU only: let cuBLAS round f32 GEMM operands to TF32 on the tensor cores (about 10
     /// mantissa bits; JAX's and PyTorch's default on Ampere and Hopper). Default false:
     /// exact f32 products.
@@ -75,7 +77,7 @@ pub struct CompileOptions {
 impl Default for CompileOptions {
     fn default() -> CompileOptions {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        CompileOptions { device: Device::Cpu, simplify: true, threads, fast_exp: false, tf32: false }
+        CompileOptions { device: Device::Cpu, simplify: true, threads, libm_math: false, tf32: false }
     }
 }
 

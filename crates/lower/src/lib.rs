@@ -6,6 +6,7 @@
 //! | [`plan`] | `Plan::build`: simplify, then graph + fusion groups → units (fused kernels, host steps) in [`Phase`]s, scheduled |
 //! | [`kernel`] | `KernelSpec`: a fused elementwise kernel as data, in backend primitives |
 //! | [`legalize`] | IR elementwise ops → kernel primitives in their stable forms, once for every backend |
+//! | [`math`] | exp, log, log1p, tanh, pow as straight-line routines both backends emit, evaluated on the host for accuracy tests |
 //! | [`memory`] | `MemoryPlan`: liveness-based buffers for one batch size |
 //! | [`inputs`] | `BoundInputs`: input length checks and which inputs a phase still lacks |
 //! | [`backend`] | `Device`, `CompileOptions`, and the `Backend` / `Executable` / `Session` traits |
@@ -21,6 +22,7 @@ mod error;
 pub mod inputs;
 pub mod kernel;
 pub mod legalize;
+pub mod math;
 pub mod memory;
 pub mod plan;
 

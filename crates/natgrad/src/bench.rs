@@ -170,26 +170,40 @@ pub fn run<T: Scalar>(
         );
         record("prepare", time_runs(runs, || fvp.prepare(&theta, &x))?, prepare_flops);
         record("apply", time_runs(runs, || fvp.apply(&v, &mut gv))?, apply_flops);
+        loss.set_profiling(true);
+        gradient.set_profiling(true);
         fvp.set_profiling(true);
         for _ in 0..runs {
+            loss.loss(&theta, &x, targets)?;
+            gradient.loss_and_gradient(&theta, &x, targets, &mut grad)?;
             fvp.apply(&v, &mut gv)?;
         }
-        let profile = fvp.profile().unwrap_or_default();
+        profiles.push(profile_line("forward", batch, runs, loss.profile(batch)));
+        profiles.push(profile_line("gradient", batch, runs, gradient.profile(batch)));
+        profiles.push(profile_line("apply", batch, runs, fvp.profile()));
+        loss.set_profiling(false);
+        gradient.set_profiling(false);
         fvp.set_profiling(false);
-        let total: f64 = profile.values().map(|(_, d)| d.as_secs_f64()).sum();
-        let mut line = format!("apply profile at batch {batch}:");
-        for (kind, (calls, time)) in &profile {
-            let _ = write!(
-                line,
-                " {kind} {:.1}% ({} calls/apply)",
-                100.0 * time.as_secs_f64() / total,
-                calls / runs
-            );
-        }
-        profiles.push(line);
         peak_bytes.push((batch, fvp.peak_bytes().unwrap_or(0)));
     }
     Ok(Report { gemm_peak_gflops, compile_ms, peak_bytes, results, profiles })
+}
+
+/// `"{what} profile at batch {batch}: kernel 6.6% (22 calls/run) …"`.
+fn profile_line(what: &str, batch: usize, runs: usize, profile: Option<natgrad_lower::Profile>) -> String {
+    let profile = profile.unwrap_or_default();
+    let total: f64 = profile.values().map(|(_, d)| d.as_secs_f64()).sum();
+    let mut line = format!("{what} profile at batch {batch}:");
+    for (kind, (calls, time)) in &profile {
+        let _ = write!(
+            line,
+            " {kind} {:.1}% {:.2} ms ({} calls/run)",
+            100.0 * time.as_secs_f64() / total,
+            1e3 * time.as_secs_f64() / runs as f64,
+            calls / runs
+        );
+    }
+    line
 }
 
 fn first_matmul(graph: &Graph) -> Option<NodeId> {
@@ -263,11 +277,12 @@ impl Report {
     }
 }
 
-/// `natgrad bench exp`: the two routes for f32 `exp` (libm calls per lane vs the in-IR
-/// polynomial), on a sigmoid kernel and on the Curves forward pass, side by side.
+/// `natgrad bench exp`: the two routes for the kernels' transcendentals (libm calls per lane
+/// vs the inline shared routines), on an f32 sigmoid kernel and on the Curves forward pass
+/// (sigmoids and the softplus of the loss), side by side.
 pub fn exp_routes(batch: usize, runs: usize) -> Result<String, Error> {
     use natgrad_ir::{Builder, DType, Shape};
-    let mut out = format!("f32 exp routes, batch {batch}, medians of {runs} runs (min–max)\n");
+    let mut out = format!("f32 math routes, batch {batch}, medians of {runs} runs (min–max)\n");
     let b = Builder::new(DType::F32);
     let x = b.input("x", Shape::batched(&[784]));
     let graph = b.finish(&[&x.sigmoid()])?;
@@ -275,13 +290,13 @@ pub fn exp_routes(batch: usize, runs: usize) -> Result<String, Error> {
     let model = crate::nn::curves_autoencoder();
     let theta: Vec<f32> =
         (0..model.layout.len()).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 * 0.1 - 0.05).collect();
-    for fast_exp in [false, true] {
-        let options = CompileOptions { fast_exp, ..CompileOptions::default() };
+    for libm_math in [true, false] {
+        let options = CompileOptions { libm_math, ..CompileOptions::default() };
         let program = crate::compile::compile_graph::<f32>(&graph, &Partition::single(), &options)?;
         let mut session = program.session(batch)?;
         session.set("x", &data)?;
         let (median, min, max) = time_runs(runs, || Ok(session.run(0)?))?;
-        let route = if fast_exp { "polynomial" } else { "libm" };
+        let route = if libm_math { "libm" } else { "inline" };
         let _ = writeln!(
             out,
             "sigmoid kernel [{batch}×784], {route:<10}: {median:.2} ms ({min:.2}–{max:.2}), {:.0} Melem/s",

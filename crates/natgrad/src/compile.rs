@@ -133,19 +133,32 @@ pub fn compile_graph<T: Scalar>(
 struct Sessions<T: Scalar> {
     program: Arc<dyn Executable<T>>,
     by_batch: HashMap<usize, Box<dyn Session<T>>>,
+    profiling: bool,
 }
 
 impl<T: Scalar> Sessions<T> {
     fn new(program: Arc<dyn Executable<T>>) -> Sessions<T> {
-        Sessions { program, by_batch: HashMap::new() }
+        Sessions { program, by_batch: HashMap::new(), profiling: false }
     }
 
     fn get(&mut self, batch: usize) -> Result<&mut dyn Session<T>, Error> {
         if !self.by_batch.contains_key(&batch) {
-            let session = Arc::clone(&self.program).session(batch)?;
+            let mut session = Arc::clone(&self.program).session(batch)?;
+            session.set_profiling(self.profiling);
             self.by_batch.insert(batch, session);
         }
         Ok(self.by_batch.get_mut(&batch).expect("inserted").as_mut())
+    }
+
+    /// Turns per-kind timing on (from zero) or off for every batch size, present and future.
+    fn set_profiling(&mut self, on: bool) {
+        self.profiling = on;
+        self.by_batch.values_mut().for_each(|s| s.set_profiling(on));
+    }
+
+    /// Time per kind of work at batch size `batch` since profiling was turned on.
+    fn profile(&self, batch: usize) -> Option<natgrad_lower::Profile> {
+        self.by_batch.get(&batch)?.profile().cloned()
     }
 
     /// Output 0 as a scalar.
@@ -330,17 +343,12 @@ impl<T: Scalar> FisherProduct<T> {
     /// Time per kind of work (`kernel`, `matmul`, `reduce`, …) spent in `apply` calls since
     /// the last `prepare`, when profiling is on (see [`FisherProduct::set_profiling`]).
     pub fn profile(&mut self) -> Option<natgrad_lower::Profile> {
-        let batch = self.prepared?;
-        self.sessions.get(batch).ok()?.profile().cloned()
+        self.sessions.profile(self.prepared?)
     }
 
-    /// Turns per-kind timing of the prepared session on or off.
+    /// Turns per-kind timing on (from zero) or off.
     pub fn set_profiling(&mut self, on: bool) {
-        if let Some(batch) = self.prepared
-            && let Ok(session) = self.sessions.get(batch)
-        {
-            session.set_profiling(on);
-        }
+        self.sessions.set_profiling(on);
     }
 }
 
@@ -427,6 +435,16 @@ impl<T: Scalar> Gradient<T> {
         }
         Sessions::scalar(session)
     }
+
+    /// Time per kind of work spent at batch size `batch` since profiling was turned on.
+    pub fn profile(&self, batch: usize) -> Option<natgrad_lower::Profile> {
+        self.sessions.profile(batch)
+    }
+
+    /// Turns per-kind timing on (from zero) or off.
+    pub fn set_profiling(&mut self, on: bool) {
+        self.sessions.set_profiling(on);
+    }
 }
 
 /// The compiled loss of a model.
@@ -447,6 +465,16 @@ impl<T: Scalar> Loss<T> {
     pub fn loss(&mut self, params: &[T], inputs: &[T], targets: Option<&[T]>) -> Result<f64, Error> {
         let batch = bind_batch(&mut self.sessions, &self.model, self.input_width, params, inputs, targets)?;
         Sessions::scalar(self.sessions.get(batch)?)
+    }
+
+    /// Time per kind of work spent at batch size `batch` since profiling was turned on.
+    pub fn profile(&self, batch: usize) -> Option<natgrad_lower::Profile> {
+        self.sessions.profile(batch)
+    }
+
+    /// Turns per-kind timing on (from zero) or off.
+    pub fn set_profiling(&mut self, on: bool) {
+        self.sessions.set_profiling(on);
     }
 }
 

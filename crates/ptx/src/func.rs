@@ -2,8 +2,8 @@
 
 use natgrad_ir::DType;
 
-use crate::math::{Cond, Function, Routine, Step};
 use crate::text::{Lines, constant, float};
+use natgrad_lower::math::{Cond, Function, Routine, Step};
 
 /// The `.func` computing `function` in `dtype`.
 pub fn func(function: Function, dtype: DType) -> String {

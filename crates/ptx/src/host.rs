@@ -13,8 +13,8 @@
 use natgrad_ir::{DType, Reduce};
 
 use crate::kernel::call;
-use crate::math::Function;
 use crate::text::{GRID_STRIDE_REGISTERS, Lines, constant, entry_text, float, size};
+use natgrad_lower::math::Function;
 
 /// Registers holding `Σᵢ ((index / strideᵢ) % dimᵢ) · sourceᵢ` over `axes` parameters.
 fn strided_offset(lines: &mut Lines, name: &str, index: &str, axes: &[String]) -> String {

@@ -9,8 +9,8 @@
 use natgrad_ir::{Binary, DType};
 use natgrad_lower::{Access, KExpr, KUnary, KernelSpec};
 
-use crate::math::Function;
 use crate::text::{GRID_STRIDE_REGISTERS, Lines, compare, constant, entry_text, float, size};
+use natgrad_lower::math::Function;
 
 /// The `.entry` named `name` computing `spec`, and the math functions it calls.
 pub fn entry(name: &str, spec: &KernelSpec) -> (String, Vec<Function>) {

@@ -5,8 +5,7 @@
 //! | module | concern |
 //! |---|---|
 //! | [`kernel`] | a `KernelSpec` as a grid-stride `.entry` (column sums by `red.global.add`) |
-//! | [`math`] | exp, log, log1p, tanh, pow as straight-line routines, evaluated on the host for accuracy tests |
-//! | [`func`] | a routine as a PTX `.func` |
+//! | [`func`] | a math routine of `natgrad_lower::math` as a PTX `.func` |
 //! | [`host`] | the plan's other steps: softmax rows, strided gathers (transposes, broadcasts), reductions |
 //!
 //! GEMMs are not emitted: they go to cuBLAS. Constants and the batch size are written by
@@ -17,7 +16,6 @@
 pub mod func;
 pub mod host;
 pub mod kernel;
-pub mod math;
 mod text;
 
 use natgrad_lower::{Plan, Work};

@@ -1,7 +1,7 @@
-//! The transcendental functions of GPU kernels (exp, log, log1p, tanh, pow), written once
-//! as straight-line [`Routine`]s: the same steps are printed as a PTX `.func` and
-//! evaluated on the host, so their accuracy is measured against the platform libm here,
-//! without a GPU (`tests/math.rs`).
+//! The transcendental functions of fused kernels (exp, log, log1p, tanh, pow), written once
+//! as straight-line [`Routine`]s: the same steps are printed as a PTX `.func` by the GPU
+//! backend, lowered to SIMD instructions by the CPU backend, and evaluated on the host, so
+//! their accuracy is measured against the platform libm here (`tests/math.rs`).
 //!
 //! f32 follows Cephes' `expf` / `logf` / `tanhf` (range reduction, then a polynomial);
 //! f64 follows Cephes' `exp` / `log` / `tanh` (rational approximations). PTX has no f64
@@ -432,7 +432,7 @@ impl Builder {
     }
 }
 
-/// Host evaluation of a routine, step for step as the GPU computes it.
+/// Host evaluation of a routine, step for step as the kernels compute it.
 pub trait Evaluate: Copy {
     /// Evaluates `routine` at `x`.
     fn eval(routine: &Routine, x: Self) -> Self;

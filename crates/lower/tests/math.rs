@@ -2,7 +2,7 @@
 //! (what the CPU backend and the interpreter call): errors in units in the last place.
 
 use natgrad_ir::DType;
-use natgrad_ptx::math::{Evaluate, Function};
+use natgrad_lower::math::{Evaluate, Function};
 
 /// Distance in representable values (0 when both are NaN or equal infinities).
 fn ulps_f32(a: f32, b: f32) -> u64 {
