@@ -199,8 +199,44 @@ pub fn broadcast<T: Scalar>(x: &[T], shape: &[usize], out_shape: &[usize], out: 
     }
 }
 
-/// Sum / mean / max of `x` (`shape`) over `axes` into `out` (row-major over the kept axes).
-pub fn reduce<T: Scalar>(x: &[T], shape: &[usize], kind: Reduce, axes: &[usize], out: &mut [T]) {
+/// Elements of `x` one task of a parallel row sum covers.
+const ROW_SUM_BLOCK: usize = 1 << 16;
+
+/// Lanes of independent partial sums in [`row_sums`] (so the compiler can vectorise).
+const SUM_LANES: usize = 8;
+
+/// `sums[r] = Σ rows[r·inner..(r+1)·inner]`, with [`SUM_LANES`] interleaved partial sums
+/// per row (added pairwise at the end).
+fn row_sums<T: Scalar>(rows: &[T], inner: usize, sums: &mut [T]) {
+    for (sum, row) in sums.iter_mut().zip(rows.chunks(inner)) {
+        let mut lanes = [T::zero(); SUM_LANES];
+        let mut whole = row.chunks_exact(SUM_LANES);
+        for chunk in &mut whole {
+            for (lane, &v) in lanes.iter_mut().zip(chunk) {
+                *lane = *lane + v;
+            }
+        }
+        let mut width = SUM_LANES;
+        while width > 1 {
+            width /= 2;
+            for i in 0..width {
+                lanes[i] = lanes[i] + lanes[i + width];
+            }
+        }
+        *sum = whole.remainder().iter().fold(lanes[0], |acc, &v| acc + v);
+    }
+}
+
+/// Sum / mean / max of `x` (`shape`) over `axes` into `out` (row-major over the kept axes);
+/// sums over trailing axes run in blocks of rows on `pool`.
+pub fn reduce<T: Scalar>(
+    pool: &ThreadPool,
+    x: &[T],
+    shape: &[usize],
+    kind: Reduce,
+    axes: &[usize],
+    out: &mut [T],
+) {
     let kept: Vec<usize> = (0..shape.len()).filter(|a| !axes.contains(a)).collect();
     let kept_shape: Vec<usize> = kept.iter().map(|&a| shape[a]).collect();
     let out_len: usize = kept_shape.iter().product();
@@ -231,6 +267,19 @@ pub fn reduce<T: Scalar>(x: &[T], shape: &[usize], kind: Reduce, axes: &[usize],
             } else {
                 out[..out_len].iter_mut().zip(chunk).for_each(|(o, &v)| *o = *o + v);
             }
+        }
+    } else if trailing && kind != Reduce::Max {
+        let inner = len / out_len;
+        let rows_per_block = (ROW_SUM_BLOCK / inner).max(1);
+        let blocks = out[..out_len].chunks_mut(rows_per_block).zip(x[..len].chunks(rows_per_block * inner));
+        if out_len <= rows_per_block {
+            blocks.for_each(|(sums, rows)| row_sums(rows, inner, sums));
+        } else {
+            pool.scope(|scope| {
+                for (sums, rows) in blocks {
+                    scope.spawn(move |_| row_sums(rows, inner, sums));
+                }
+            });
         }
     } else if trailing {
         let inner = len / out_len;

@@ -203,9 +203,9 @@ impl<T: Scalar> Session<T> {
             Work::Broadcast { x } => {
                 self.with_output(out, |s, o| host::broadcast(s.value(*x), &s.dims(*x), &s.dims(out), o))
             }
-            Work::Reduce { x, kind, axes } => {
-                self.with_output(out, |s, o| host::reduce(s.value(*x), &s.dims(*x), *kind, axes, o))
-            }
+            Work::Reduce { x, kind, axes } => self.with_output(out, |s, o| {
+                host::reduce(&program.pool, s.value(*x), &s.dims(*x), *kind, axes, o)
+            }),
             Work::Constant { values } => self.with_output(out, |_, o| {
                 for (slot, v) in o.iter_mut().zip(values.iter().cycle()) {
                     *slot = T::from_f64(*v);

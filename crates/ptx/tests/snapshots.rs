@@ -4,8 +4,8 @@
 
 use natgrad_ir::nn::{self, Activation};
 use natgrad_ir::{Builder, DType, Graph, Shape};
-use natgrad_lower::{Partition, Plan};
 use natgrad_lower::math::Function;
+use natgrad_lower::{Partition, Plan};
 use natgrad_ptx::{Arch, func, module};
 
 fn ptx(graph: &Graph, partition: &Partition, dtype: DType) -> String {
