@@ -193,6 +193,25 @@ fn structural_ops() {
     op("batch-size", &[bx(3)], |x| &x[0] * &x[0].builder().batch_size());
 }
 
+/// Row sums and means large enough to run in several blocks on the worker pool, with row
+/// lengths that leave remainders after the vector lanes.
+#[test]
+fn large_row_reductions_split_over_workers() {
+    for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
+        let b = Builder::new(dtype);
+        let x = b.input("x", bx(1003));
+        let sums = x.sum(&[1], false);
+        let means = (&x * 3.0).mean(&[1], true);
+        let graph = b.finish(&[&sums, &means]).unwrap();
+        for batch in [70, 300] {
+            match dtype {
+                DType::F64 => check::<f64>("row sums", &graph, batch, 2, tol),
+                DType::F32 => check::<f32>("row sums", &graph, batch, 2, tol),
+            }
+        }
+    }
+}
+
 #[test]
 fn matmuls() {
     op("mm", &[bx(7), Shape::fixed(&[7, 5])], |x| x[0].matmul(&x[1]));
