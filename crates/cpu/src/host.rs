@@ -1,6 +1,6 @@
-//! The ops that run as Rust loops or library calls rather than fused kernels: GEMM
-//! (matrixmultiply, transposes as strides), softmax, transpose, materialised broadcasts and
-//! reductions. Each works on concrete shapes and row-major slices.
+//! The ops that run as Rust loops or library calls rather than fused kernels: GEMM (faer
+//! or matrixmultiply by shape, transposes as strides), softmax, transpose, materialised
+//! broadcasts and reductions. Each works on concrete shapes and row-major slices.
 
 use std::any::TypeId;
 
@@ -51,6 +51,43 @@ impl<T: Scalar> Gemm<T> {
         }
     }
 
+    /// Runs this GEMM with faer's `matmul` (on `pool`'s workers when it has several and
+    /// the product is large).
+    ///
+    /// # Safety
+    /// As for [`Gemm::call`], for the whole of `c`.
+    unsafe fn call_faer(self, pool: &ThreadPool) {
+        let workers = pool.current_num_threads();
+        let par = match std::num::NonZeroUsize::new(workers) {
+            Some(n) if workers > 1 && self.m * self.n * self.k >= PARALLEL_GEMM_MIN => faer::Par::Rayon(n),
+            _ => faer::Par::Seq,
+        };
+        if TypeId::of::<T>() == TypeId::of::<f32>() {
+            // SAFETY: T is f32; extents as the caller promised.
+            pool.install(move || unsafe { self.cast::<f32>().faer(par, 1.0) })
+        } else if TypeId::of::<T>() == TypeId::of::<f64>() {
+            // SAFETY: T is f64; extents as the caller promised.
+            pool.install(move || unsafe { self.cast::<f64>().faer(par, 1.0) })
+        } else {
+            unreachable!("Scalar is sealed to f32 and f64")
+        }
+    }
+
+    /// The same GEMM on `U`-typed pointers (for `U` = `T`).
+    fn cast<U>(self) -> Gemm<U> {
+        Gemm {
+            m: self.m,
+            k: self.k,
+            n: self.n,
+            a: self.a.cast(),
+            a_strides: self.a_strides,
+            b: self.b.cast(),
+            b_strides: self.b_strides,
+            c: self.c.cast(),
+            c_row_stride: self.c_row_stride,
+        }
+    }
+
     /// Runs this GEMM on the calling thread with matrixmultiply's kernel for `T`.
     ///
     /// # Safety
@@ -74,13 +111,35 @@ impl<T: Scalar> Gemm<T> {
     }
 }
 
+impl<T: faer::traits::ComplexField + Copy> Gemm<T> {
+    /// `c = one · a·b` by faer.
+    ///
+    /// # Safety
+    /// As for [`Gemm::call`].
+    unsafe fn faer(self, par: faer::Par, one: T) {
+        let [rsa, csa] = self.a_strides;
+        let [rsb, csb] = self.b_strides;
+        // SAFETY: the strides reach only elements the caller promised exist; `c` is written
+        // by this call alone and aliases neither operand (the memory plan gives a matmul's
+        // output its own buffer).
+        unsafe {
+            let a = faer::MatRef::from_raw_parts(self.a, self.m, self.k, rsa, csa);
+            let b = faer::MatRef::from_raw_parts(self.b, self.k, self.n, rsb, csb);
+            let c = faer::MatMut::from_raw_parts_mut(self.c, self.m, self.n, self.c_row_stride, 1);
+            faer::linalg::matmul::matmul(c, faer::Accum::Replace, a, b, one, par);
+        }
+    }
+}
+
 /// Cuts a block `start..end` of rows or columns out of a GEMM.
 type Split<T> = fn(Gemm<T>, usize, usize) -> Gemm<T>;
 
-/// `out = op(a)·op(b)` for row-major `a` (`a_shape`) and `b` (`b_shape`), split into one
-/// block of rows (or of columns, when `out` is wider than tall) per worker of `pool`.
-/// Measured against matrixmultiply's own threading on the Curves shapes in
-/// docs/benchmarks.md.
+/// `out = op(a)·op(b)` for row-major `a` (`a_shape`) and `b` (`b_shape`) on `pool`'s
+/// workers: faer's `matmul` unless `a` is transposed; then (the weight gradients `hᵀδ`,
+/// whose inner extent is the batch) single-threaded matrixmultiply calls on one block of
+/// rows (or of columns, when `out` is wider than tall) per worker, which measured faster
+/// there (`scripts/gemm-compare`, docs/benchmarks.md). The choice depends on the shape
+/// alone, so results are reproducible.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul<T: Scalar>(
     pool: &ThreadPool,
@@ -119,6 +178,11 @@ pub fn matmul<T: Scalar>(
         c: out.as_mut_ptr(),
         c_row_stride: n as isize,
     };
+    if !ta {
+        // SAFETY: the extents were checked above.
+        unsafe { gemm.call_faer(pool) };
+        return;
+    }
     let workers = pool.current_num_threads();
     if workers <= 1 || m * n * k < PARALLEL_GEMM_MIN {
         // SAFETY: the extents were checked above.
