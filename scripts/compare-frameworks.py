@@ -7,7 +7,10 @@ machine, else the CPU), timed like `natgrad bench fvp` times natgrad:
 * loss: the forward pass and loss (JAX: `jit(loss)`);
 * loss+gradient (JAX: `jit(value_and_grad(loss))`; PyTorch: eager forward and backward).
 
-    python3 scripts/compare-frameworks.py --batch 1000,5000 --runs 10 [--only jax|torch]
+    python3 scripts/compare-frameworks.py --batch 1000,5000 --runs 10 [--only jax|torch] [--precision highest|tf32]
+
+(`natgrad bench fvp --compare-jax` runs this script's JAX half, "highest" only, after its
+own measurements and prints natgrad / JAX ratios.)
 
 Prints one line per framework, precision, batch and what: the median ms. "highest" is exact
 f32 (natgrad's default); "tf32" lets GPU matrix units round operands to TF32 (no effect on
@@ -33,7 +36,7 @@ def median_ms(call, sync, runs):
     return times[len(times) // 2]
 
 
-def jax_products(batches, runs):
+def jax_products(batches, runs, precisions):
     import jax
     import jax.numpy as jnp
 
@@ -59,6 +62,8 @@ def jax_products(batches, runs):
         return g
 
     for precision, label in [("highest", "highest"), ("tensorfloat32", "tf32")]:
+        if label not in precisions:
+            continue
         with jax.default_matmul_precision(precision):
             for batch in batches:
                 x = jax.random.uniform(key, (batch, 784))
@@ -85,7 +90,7 @@ def jax_products(batches, runs):
                     print(f"jax {jax.__version__} {label:<8} batch {batch:>6} {what:<13} {ms:8.3f} ms", flush=True)
 
 
-def torch_products(batches, runs):
+def torch_products(batches, runs, precisions):
     import torch
     from torch.func import linearize, vjp
 
@@ -111,6 +116,8 @@ def torch_products(batches, runs):
         return f
 
     for tf32, label in [(False, "highest"), (True, "tf32")]:
+        if label not in precisions:
+            continue
         torch.backends.cuda.matmul.allow_tf32 = tf32
         for batch in batches:
             x = torch.rand(batch, 784, generator=gen).to(device)
@@ -149,12 +156,14 @@ def main():
     parser.add_argument("--batch", default="1000,5000,20000")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--only", choices=["jax", "torch"], default=None)
+    parser.add_argument("--precision", choices=["highest", "tf32"], default=None)
     args = parser.parse_args()
     batches = [int(b) for b in args.batch.split(",")]
+    precisions = [args.precision] if args.precision else ["highest", "tf32"]
     if args.only in (None, "jax"):
-        jax_products(batches, args.runs)
+        jax_products(batches, args.runs, precisions)
     if args.only in (None, "torch"):
-        torch_products(batches, args.runs)
+        torch_products(batches, args.runs, precisions)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ pub mod checkpointed;
 pub mod compile;
 pub mod curves_bench;
 pub mod distributed;
+pub mod jax_compare;
 pub mod models;
 pub mod order_bench;
 pub mod plot;

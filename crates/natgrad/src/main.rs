@@ -346,6 +346,10 @@ enum BenchCommand {
         /// Where compiled code runs: `cpu`, or `cuda[:N]` in a build with the cuda feature.
         #[arg(long, default_value = "cpu")]
         device: natgrad::Device,
+        /// Then time the same Curves operations in JAX (python3 with `jax` installed; exact
+        /// f32 matmuls) and print natgrad / JAX ratios.
+        #[arg(long)]
+        compare_jax: bool,
     },
 }
 
@@ -825,9 +829,16 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             };
             println!("loss {loss}");
         }
-        Command::Bench(BenchCommand::Fvp { model, batch, runs, dtype, json, device, tf32 }) => {
+        Command::Bench(BenchCommand::Fvp { model, batch, runs, dtype, json, device, tf32, compare_jax }) => {
             if let Some(b) = batch.iter().find(|&&b| b == 0) {
                 return Err(format!("--batch sizes must be at least 1, got {b}").into());
+            }
+            if compare_jax && (model != "curves" || !matches!(dtype, DTypeArg::F32)) {
+                return Err(format!(
+                    "--compare-jax times the f32 Curves autoencoder only (got --model {model} --dtype {})",
+                    DType::from(dtype)
+                )
+                .into());
             }
             let options = natgrad::CompileOptions { tf32, ..compile_options(device) };
             let runs = runs.max(1);
@@ -848,6 +859,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             if let Some(path) = json {
                 std::fs::write(&path, report.json())?;
                 eprintln!("wrote {}", path.display());
+            }
+            if compare_jax {
+                print!("{}", natgrad::jax_compare::compare(&report, &batch, runs)?);
             }
         }
         Command::Ir { model, dtype, product, optimized, stats, dot, emit, arch } => {
