@@ -62,15 +62,19 @@ impl<T: Scalar> Gemm<T> {
             Some(n) if workers > 1 && self.m * self.n * self.k >= PARALLEL_GEMM_MIN => faer::Par::Rayon(n),
             _ => faer::Par::Seq,
         };
-        if TypeId::of::<T>() == TypeId::of::<f32>() {
-            // SAFETY: T is f32; extents as the caller promised.
-            pool.install(move || unsafe { self.cast::<f32>().faer(par, 1.0) })
-        } else if TypeId::of::<T>() == TypeId::of::<f64>() {
-            // SAFETY: T is f64; extents as the caller promised.
-            pool.install(move || unsafe { self.cast::<f64>().faer(par, 1.0) })
-        } else {
-            unreachable!("Scalar is sealed to f32 and f64")
-        }
+        let run = move || {
+            if TypeId::of::<T>() == TypeId::of::<f32>() {
+                // SAFETY: T is f32; extents as the caller promised.
+                unsafe { self.cast::<f32>().faer(par, 1.0) }
+            } else if TypeId::of::<T>() == TypeId::of::<f64>() {
+                // SAFETY: T is f64; extents as the caller promised.
+                unsafe { self.cast::<f64>().faer(par, 1.0) }
+            } else {
+                unreachable!("Scalar is sealed to f32 and f64")
+            }
+        };
+        // A sequential product stays on the calling thread (no hop onto the pool).
+        if matches!(par, faer::Par::Seq) { run() } else { pool.install(run) }
     }
 
     /// The same GEMM on `U`-typed pointers (for `U` = `T`).
