@@ -346,6 +346,24 @@ impl<P: Problem> Optimizer<P> for Sgd<V<P>> {
     }
 }
 
+/// Bits of mantissa COBYLA sees of each loss: ~1e-10 relative, far below its 1e-6 stopping
+/// tolerance.
+const COBYLA_MANTISSA_BITS: u32 = 34;
+
+/// `loss` rounded to [`COBYLA_MANTISSA_BITS`] bits of mantissa (to nearest). COBYLA decides by
+/// comparing loss values, so last-bit differences from another summation order (thread count,
+/// data-parallel ranks) would otherwise send its search elsewhere inside its tolerance and the
+/// following iterations would amplify that; rounded, those differences vanish except in the
+/// rare case that they straddle a rounding boundary.
+fn to_cobyla_resolution(loss: f64) -> f64 {
+    if !loss.is_finite() {
+        return loss;
+    }
+    let dropped = f64::MANTISSA_DIGITS - 1 - COBYLA_MANTISSA_BITS;
+    let half = 1u64 << (dropped - 1);
+    f64::from_bits((loss.to_bits() + half) & !((1u64 << dropped) - 1))
+}
+
 /// How NCG combines the new natural direction with the previous direction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Conjugacy {
@@ -441,7 +459,7 @@ impl<P: Problem> Optimizer<P> for Ncg<V<P>> {
                     ops.copy(theta, trial);
                     ops.axpy(x[0], &natural, trial);
                     ops.axpy(x[1], d_prev, trial);
-                    problem.loss(trial).unwrap_or(f64::INFINITY)
+                    problem.loss(trial).map_or(f64::INFINITY, to_cobyla_resolution)
                 };
                 let no_constraints: [fn(&[f64], &mut ()) -> f64; 0] = [];
                 let bounds = [(0.0, 4.0), (-4.0, 4.0)];
@@ -622,5 +640,23 @@ impl<P: Problem> Optimizer<P> for HessianFree<V<P>> {
             step_size: alpha,
             metric_products: products,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_cobyla_resolution;
+
+    #[test]
+    fn cobyla_sees_losses_to_ten_digits_and_last_bit_differences_vanish() {
+        for loss in [654.305_581_234_567_8, 1.0, 0.125, 3.7e-5, -42.5, 1.999_999_999_999_9] {
+            let rounded = to_cobyla_resolution(loss);
+            assert!((rounded - loss).abs() <= 2f64.powi(-34) * loss.abs(), "{loss} → {rounded}");
+            let neighbour = f64::from_bits(loss.to_bits() + 3);
+            assert_eq!(to_cobyla_resolution(neighbour), rounded, "{loss}: a last-bit change survived");
+        }
+        assert_eq!(to_cobyla_resolution(f64::INFINITY), f64::INFINITY);
+        assert!(to_cobyla_resolution(f64::NAN).is_nan());
+        assert_eq!(to_cobyla_resolution(0.0), 0.0);
     }
 }
