@@ -4,11 +4,16 @@
 
 use std::any::TypeId;
 
-use natgrad_ir::{Reduce, Scalar, Window};
+use natgrad_ir::{Reduce, Scalar};
 use rayon::ThreadPool;
 
 /// Below this many multiply-adds a GEMM runs on the calling thread.
 const PARALLEL_GEMM_MIN: usize = 1 << 18;
+
+/// Products with at most this many output columns (and an untransposed left operand) run
+/// as one block of rows per worker: faer's own parallel split of such narrow shapes measured
+/// slower than one thread (`scripts/conv-compare`).
+const NARROW_GEMM_MAX: usize = 64;
 
 /// One GEMM `c = a·b` on strided operands, or a block of one.
 #[derive(Clone, Copy)]
@@ -75,6 +80,22 @@ impl<T: Scalar> Gemm<T> {
         };
         // A sequential product stays on the calling thread (no hop onto the pool).
         if matches!(par, faer::Par::Seq) { run() } else { pool.install(run) }
+    }
+
+    /// Runs this GEMM with faer's `matmul` on the calling thread.
+    ///
+    /// # Safety
+    /// As for [`Gemm::call`].
+    unsafe fn call_faer_sequential(self) {
+        if TypeId::of::<T>() == TypeId::of::<f32>() {
+            // SAFETY: T is f32; extents as the caller promised.
+            unsafe { self.cast::<f32>().faer(faer::Par::Seq, 1.0) }
+        } else if TypeId::of::<T>() == TypeId::of::<f64>() {
+            // SAFETY: T is f64; extents as the caller promised.
+            unsafe { self.cast::<f64>().faer(faer::Par::Seq, 1.0) }
+        } else {
+            unreachable!("Scalar is sealed to f32 and f64")
+        }
     }
 
     /// The same GEMM on `U`-typed pointers (for `U` = `T`).
@@ -182,12 +203,26 @@ pub fn matmul<T: Scalar>(
         c: out.as_mut_ptr(),
         c_row_stride: n as isize,
     };
-    if !ta {
+    let workers = pool.current_num_threads();
+    if !ta && (n > NARROW_GEMM_MAX || workers <= 1 || m * n * k < PARALLEL_GEMM_MIN) {
         // SAFETY: the extents were checked above.
         unsafe { gemm.call_faer(pool) };
         return;
     }
-    let workers = pool.current_num_threads();
+    if !ta {
+        // A narrow product (few output columns): one block of rows per worker, each a
+        // sequential faer product.
+        let chunk = m.div_ceil(workers.min(m));
+        pool.scope(move |scope| {
+            for start in (0..m).step_by(chunk) {
+                let part = gemm.rows(start, (start + chunk).min(m));
+                // SAFETY: blocks are disjoint rows of `out`, within the checked extents;
+                // `a`, `b` and `out` outlive the scope.
+                scope.spawn(move |_| unsafe { part.call_faer_sequential() });
+            }
+        });
+        return;
+    }
     if workers <= 1 || m * n * k < PARALLEL_GEMM_MIN {
         // SAFETY: the extents were checked above.
         unsafe { gemm.call() };
@@ -370,16 +405,5 @@ pub fn reduce<T: Scalar>(
         let count: usize = axes.iter().map(|&a| shape[a]).product();
         let scale = T::from_f64(count as f64);
         out[..out_len].iter_mut().for_each(|v| *v = *v / scale);
-    }
-}
-
-/// im2col (`adjoint` false: `x` images, `out` patches) or col2im (`x` patches, `out` images,
-/// zeroed first, every patch value added to its pixel) over NHWC images of shape `image`.
-pub fn patches<T: Scalar>(x: &[T], image: [usize; 4], window: &Window, adjoint: bool, out: &mut [T]) {
-    out.fill(T::zero());
-    if adjoint {
-        window.for_each_patch_value(image, |column, pixel| out[pixel] = out[pixel] + x[column]);
-    } else {
-        window.for_each_patch_value(image, |column, pixel| out[column] = x[pixel]);
     }
 }

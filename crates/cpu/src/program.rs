@@ -198,7 +198,14 @@ impl<T: Scalar> Session<T> {
             }
             Work::Patches { x, window, adjoint } => self.with_output(out, |s, o| {
                 let image = if *adjoint { s.dims(out) } else { s.dims(*x) };
-                host::patches(s.value(*x), [image[0], image[1], image[2], image[3]], window, *adjoint, o)
+                crate::patches::patches(
+                    &program.pool,
+                    s.value(*x),
+                    [image[0], image[1], image[2], image[3]],
+                    window,
+                    *adjoint,
+                    o,
+                )
             }),
             Work::Broadcast { x } => {
                 self.with_output(out, |s, o| host::broadcast(s.value(*x), &s.dims(*x), &s.dims(out), o))

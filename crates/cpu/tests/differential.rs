@@ -243,6 +243,33 @@ fn convolutions_and_stacked_matmuls() {
     op("mm-stacked-ta", &[stack.clone(), stack], |x| x[0].matmul_t(&x[1], true, false));
 }
 
+/// im2col and col2im over enough images to be split between workers, with windows that
+/// overhang the image on every side (some entirely in the padding), against the interpreter.
+#[test]
+fn large_patches_split_over_workers() {
+    let image =
+        |h: usize, w: usize, c: usize| Shape(vec![Dim::Batch, Dim::Fixed(h), Dim::Fixed(w), Dim::Fixed(c)]);
+    for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
+        for window in [
+            Window { kernel: [3, 3], stride: [1, 1], padding: [1, 1] },
+            Window { kernel: [2, 3], stride: [3, 2], padding: [3, 2] },
+            Window { kernel: [5, 5], stride: [2, 2], padding: [0, 0] },
+        ] {
+            let b = Builder::new(dtype);
+            let x = b.input("x", image(11, 13, 3));
+            let patches = x.im2col(window);
+            let back = (&patches * 2.0).col2im(window, [11, 13]);
+            let graph = b.finish(&[&patches, &back]).unwrap();
+            for batch in [2, 47] {
+                match dtype {
+                    DType::F64 => check::<f64>("patches", &graph, batch, 4, tol),
+                    DType::F32 => check::<f32>("patches", &graph, batch, 4, tol),
+                }
+            }
+        }
+    }
+}
+
 /// Random graphs from every op family (the autodiff tests' generator).
 fn step(selector: u8, x: &Expr, y: &Expr, w: &Expr, v: &Expr) -> Expr {
     match selector % 20 {
