@@ -60,13 +60,6 @@ impl<T: Scalar> Program<T> {
                 T::DTYPE
             )));
         }
-        if let Some(unit) = plan.units.iter().find(|u| matches!(u.work, Work::Patches { .. })) {
-            return Err(Error::Lowering(format!(
-                "{} (node {}) has no GPU kernel yet; compile convolutions for the CPU",
-                unit.work.kind(),
-                unit.outputs[0]
-            )));
-        }
         let start = Instant::now();
         let (context, arch) = open(ordinal)?;
         // One stream per program: ordering is the stream's, cudarc's event tracking is not
@@ -242,7 +235,18 @@ impl<T: Scalar> Session<T> {
         match &unit.work {
             Work::Kernel { spec, shape, args } => self.kernel(u, spec, shape, args),
             Work::MatMul { a, b, ta, tb } => self.matmul(*a, *b, *ta, *tb, out),
-            Work::Patches { .. } => unreachable!("rejected when the program was compiled"),
+            Work::Patches { x, window, adjoint } => {
+                let image = if *adjoint { self.dims(out) } else { self.dims(*x) };
+                let [n, h, w, c] = [image[0], image[1], image[2], image[3]];
+                let [oh, ow] = window.positions([h, w]).unwrap_or([0, 0]);
+                let [kh, kw] = window.kernel;
+                let total = if *adjoint { n * h * w * c } else { n * oh * ow * kh * kw * c };
+                let geometry = [c, kw, kh, ow, oh, w, h, window.stride[1], window.stride[0]];
+                let mut args = vec![self.pointer(*x), self.pointer(out), total as u64];
+                args.extend(geometry.iter().map(|&v| v as u64));
+                args.extend([window.padding[1] as u64, window.padding[0] as u64]);
+                self.launch(self.function(u), total, &args)
+            }
             Work::Softmax { x, axis, .. } => {
                 let dims = self.dims(*x);
                 let (outer, n, inner): (usize, usize, usize) =

@@ -90,6 +90,38 @@ fn elementwise_host_steps_and_gemms_match_the_interpreter() {
     }
 }
 
+/// im2col and col2im (stride, padding, odd sizes) and a sigmoid convolution layer.
+#[test]
+fn convolution_patches_match_the_interpreter() {
+    let image = |h: usize, w: usize, c: usize| {
+        Shape(vec![
+            natgrad_ir::Dim::Batch,
+            natgrad_ir::Dim::Fixed(h),
+            natgrad_ir::Dim::Fixed(w),
+            natgrad_ir::Dim::Fixed(c),
+        ])
+    };
+    let window = natgrad_ir::Window { kernel: [3, 2], stride: [2, 1], padding: [1, 1] };
+    for (dtype, tol) in [(DType::F64, 1e-10), (DType::F32, 1e-4)] {
+        let b = Builder::new(dtype);
+        let x = b.input("x", image(7, 5, 2));
+        let k = b.param("k", Shape::fixed(&[3, 3, 2, 4]));
+        let patches = x.im2col(window);
+        let outputs = [
+            patches.clone(),
+            (&patches * 2.0).col2im(window, [7, 5]),
+            x.conv2d(&k, [2, 2], [1, 0]).sigmoid(),
+        ];
+        let graph = b.finish(&outputs.iter().collect::<Vec<_>>()).unwrap();
+        for batch in [1, 3, 300] {
+            match dtype {
+                DType::F64 => check::<f64>("patches f64", &graph, batch, tol),
+                DType::F32 => check::<f32>("patches f32", &graph, batch, tol),
+            }
+        }
+    }
+}
+
 #[test]
 fn the_fisher_product_matches_the_cpu_backend() {
     let model = nn::mlp(&[20, 16, 10], &[Activation::Tanh, Activation::Softmax], DType::F64).unwrap();

@@ -285,7 +285,7 @@ enum BenchCommand {
         /// Seed for the initialisation and the batches.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Where compiled code runs (convolutions need `cpu` for now).
+        /// Where compiled code runs: `cpu`, or `cuda[:N]` in a build with the cuda feature.
         #[arg(long, default_value = "cpu")]
         device: natgrad::Device,
     },

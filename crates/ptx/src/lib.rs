@@ -7,6 +7,7 @@
 //! | [`kernel`] | a `KernelSpec` as a grid-stride `.entry` (column sums by `red.global.add`) |
 //! | [`func`] | a math routine of `natgrad_lower::math` as a PTX `.func` |
 //! | [`host`] | the plan's other steps: softmax rows, strided gathers (transposes, broadcasts), reductions |
+//! | [`patches`] | convolution patches: im2col (a gather with padding) and col2im (a sum per pixel) |
 //!
 //! GEMMs are not emitted: they go to cuBLAS. Constants and the batch size are written by
 //! the runtime when it allocates a batch size's buffers.
@@ -16,6 +17,7 @@
 pub mod func;
 pub mod host;
 pub mod kernel;
+pub mod patches;
 mod text;
 
 use natgrad_lower::{Plan, Work};
@@ -77,8 +79,9 @@ pub fn module(plan: &Plan, arch: Arch) -> Module {
                 let rank = plan.graph.shape(*x).0.len();
                 (host::reduce(&name, dtype, *kind, rank - axes.len(), axes.len()), Vec::new())
             }
-            // Convolution patches have no GPU kernel yet (the CUDA backend rejects them).
-            Work::MatMul { .. } | Work::Constant { .. } | Work::BatchSize | Work::Patches { .. } => continue,
+            Work::Patches { adjoint: false, .. } => (patches::im2col(&name, dtype), Vec::new()),
+            Work::Patches { adjoint: true, .. } => (patches::col2im(&name, dtype), Vec::new()),
+            Work::MatMul { .. } | Work::Constant { .. } | Work::BatchSize => continue,
         };
         for function in calls {
             let symbol = function.symbol(dtype);

@@ -26,9 +26,10 @@ fn ptxas() -> Option<PathBuf> {
     from_venv.or_else(|| Command::new("ptxas").arg("--version").output().ok().map(|_| PathBuf::from("ptxas")))
 }
 
-/// The Fisher product, gradient and loss of the Curves autoencoder and of a softmax MLP
-/// (softmax rows, log-softmax), and a graph of the remaining host steps (transposes,
-/// materialised broadcasts, max and mean reductions over inner and outer axes).
+/// The Fisher product, gradient and loss of the Curves autoencoder, of a softmax MLP
+/// (softmax rows, log-softmax) and of the section-7 convolutional network (im2col), and a
+/// graph of the remaining host steps (transposes, materialised broadcasts, max and mean
+/// reductions over inner and outer axes, im2col and col2im with padding).
 fn plans<T: Scalar>() -> Vec<(String, Plan)> {
     let mut curves = natgrad_ir::nn::curves_autoencoder();
     if T::DTYPE == DType::F64 {
@@ -37,8 +38,11 @@ fn plans<T: Scalar>() -> Vec<(String, Plan)> {
     }
     let mlp = nn::mlp(&[20, 16, 10], &[Activation::Tanh, Activation::Softmax], T::DTYPE).unwrap();
     let plan = |graph: &Graph, partition: &Partition| Plan::build(graph, partition, T::DTYPE, true).unwrap();
+    let window = natgrad_ir::Window { kernel: [5, 5], stride: [2, 2], padding: [1, 1] };
+    let convnet =
+        nn::convnet([28, 28, 1], window, 16, &[32, 10], &[Activation::Sigmoid; 3], T::DTYPE).unwrap();
     let mut out = Vec::new();
-    for (label, model) in [("curves", &curves), ("mlp", &mlp)] {
+    for (label, model) in [("curves", &curves), ("mlp", &mlp), ("convnet", &convnet)] {
         let product = natgrad_autodiff::fisher_product(model).unwrap();
         let gradient = natgrad_autodiff::gradient(model).unwrap().graph;
         out.push((format!("{label}_fisher"), plan(&product.graph, &Partition::new(product.phases()))));
@@ -58,6 +62,14 @@ fn plans<T: Scalar>() -> Vec<(String, Plan)> {
             &x.mean(&[0, 2], true),
             &x.softmax(1),
             &x.exp().mean(&[0, 1], false),
+            &x.reshape(Shape(vec![
+                natgrad_ir::Dim::Batch,
+                natgrad_ir::Dim::Fixed(3),
+                natgrad_ir::Dim::Fixed(5),
+                natgrad_ir::Dim::Fixed(1),
+            ]))
+            .im2col(natgrad_ir::Window { kernel: [2, 3], stride: [1, 2], padding: [1, 1] })
+            .col2im(natgrad_ir::Window { kernel: [2, 3], stride: [1, 2], padding: [1, 1] }, [3, 5]),
         ])
         .unwrap();
     out.push(("host_steps".to_string(), plan(&graph, &Partition::single())));

@@ -1,6 +1,6 @@
 //! The PTX of representative kernels, pinned: a sigmoid layer's forward kernel, a bias
 //! gradient's column sum, a small MLP's Fisher product (tangent and backward kernels),
-//! softmax rows, and the f32 exp routine. `ptxas` checks the whole Curves modules (tests/ptxas.rs).
+//! softmax rows, convolution patches (im2col and col2im), and the f32 exp routine. `ptxas` checks the whole Curves modules (tests/ptxas.rs).
 
 use natgrad_ir::nn::{self, Activation};
 use natgrad_ir::{Builder, DType, Graph, Shape};
@@ -56,4 +56,14 @@ fn softmax_rows_f32() {
 #[test]
 fn exp_routine_f32() {
     snapshot("ptx_exp_f32", &func::func(Function::Exp, DType::F32));
+}
+
+#[test]
+fn convolution_patches_f32() {
+    let text = format!(
+        "{}\n{}",
+        natgrad_ptx::patches::im2col("im2col", DType::F32),
+        natgrad_ptx::patches::col2im("col2im", DType::F32)
+    );
+    snapshot("ptx_patches_f32", &text);
 }
