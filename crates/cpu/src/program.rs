@@ -301,13 +301,17 @@ impl<T: Scalar> natgrad_lower::Session<T> for Session<T> {
     fn run(&mut self, phase: usize) -> Result<(), Error> {
         let program = Arc::clone(&self.program);
         self.inputs.ready(&program.plan, phase)?;
-        for (u, unit) in program.plan.units.iter().enumerate() {
-            if unit.phase == Phase::Run(phase) {
-                let start = self.profile.is_some().then(Instant::now);
-                self.execute(u);
-                natgrad_lower::record(&mut self.profile, unit.work.kind(), start);
+        // The whole run executes on a worker: one hand-off per run instead of one per
+        // parallel step, and the calling worker takes part in every step's blocks.
+        program.pool.install(|| {
+            for (u, unit) in program.plan.units.iter().enumerate() {
+                if unit.phase == Phase::Run(phase) {
+                    let start = self.profile.is_some().then(Instant::now);
+                    self.execute(u);
+                    natgrad_lower::record(&mut self.profile, unit.work.kind(), start);
+                }
             }
-        }
+        });
         Ok(())
     }
 
