@@ -40,29 +40,53 @@ fn divide(lines: &mut Lines, value: &str, divisor: &str) -> (String, String) {
     (q, r)
 }
 
-/// The parameter list and register declarations of either entry.
-fn finish(name: &str, dtype: DType, lines: &Lines) -> String {
-    let mut params = vec!["x".to_string(), "out".to_string(), "total".to_string()];
-    params.extend(GEOMETRY.iter().map(|p| p.to_string()));
-    let mut declarations = lines.declarations(&[("rd", "b64"), ("f", float(dtype)), ("p", "pred")]);
-    declarations.push_str(GRID_STRIDE_REGISTERS);
-    entry_text(name, &params, &declarations, &lines.text)
+/// An entry being written: its lines, the two pointers and the geometry, inside the
+/// grid-stride loop over `total`.
+struct Entry {
+    lines: Lines,
+    x: String,
+    out: String,
+    g: Geometry,
+}
+
+impl Entry {
+    fn open(name: &str) -> Entry {
+        let mut lines = Lines::default();
+        let (x, out) = (lines.pointer(name, "x"), lines.pointer(name, "out"));
+        let total = lines.param(name, "total");
+        let g = Geometry::load(&mut lines, name);
+        lines.grid_stride_begin(&total);
+        Entry { lines, x, out, g }
+    }
+
+    /// Stores `value` at `out[%index]` (after the `$STORE` label), closes the loop and returns
+    /// the entry's text.
+    fn close(mut self, name: &str, dtype: DType, value: &str) -> String {
+        let lines = &mut self.lines;
+        lines.text.push_str("$STORE:\n");
+        let target = lines.reg("rd");
+        lines.op(format!("mad.lo.u64 {target}, %index, {}, {}", size(dtype), self.out));
+        lines.op(format!("st.global.{} [{target}], {value}", float(dtype)));
+        lines.grid_stride_end();
+        let mut params = vec!["x".to_string(), "out".to_string(), "total".to_string()];
+        params.extend(GEOMETRY.iter().map(|p| p.to_string()));
+        let mut declarations = lines.declarations(&[("rd", "b64"), ("f", float(dtype)), ("p", "pred")]);
+        declarations.push_str(GRID_STRIDE_REGISTERS);
+        entry_text(name, &params, &declarations, &lines.text)
+    }
 }
 
 /// im2col: `out[n, oy, ox, i, j, ch] = x[n, oy·sh + i − ph, ox·sw + j − pw, ch]`, zero outside
 /// the image.
 pub fn im2col(name: &str, dtype: DType) -> String {
     let (t, bytes) = (float(dtype), size(dtype));
-    let mut lines = Lines::default();
-    let (x, out) = (lines.pointer(name, "x"), lines.pointer(name, "out"));
-    let total = lines.param(name, "total");
-    let g = Geometry::load(&mut lines, name);
-    lines.grid_stride_begin(&total);
-    let (rest, ch) = divide(&mut lines, "%index", g.get("c"));
-    let (rest, j) = divide(&mut lines, &rest, g.get("kw"));
-    let (rest, i) = divide(&mut lines, &rest, g.get("kh"));
-    let (rest, ox) = divide(&mut lines, &rest, g.get("ow"));
-    let (image, oy) = divide(&mut lines, &rest, g.get("oh"));
+    let mut entry = Entry::open(name);
+    let Entry { lines, x, g, .. } = &mut entry;
+    let (rest, ch) = divide(lines, "%index", g.get("c"));
+    let (rest, j) = divide(lines, &rest, g.get("kw"));
+    let (rest, i) = divide(lines, &rest, g.get("kh"));
+    let (rest, ox) = divide(lines, &rest, g.get("ow"));
+    let (image, oy) = divide(lines, &rest, g.get("oh"));
     let (y, col) = (lines.reg("rd"), lines.reg("rd"));
     lines.op(format!("mad.lo.s64 {y}, {oy}, {}, {i}", g.get("sh")));
     lines.op(format!("sub.s64 {y}, {y}, {}", g.get("ph")));
@@ -83,12 +107,7 @@ pub fn im2col(name: &str, dtype: DType) -> String {
     lines.op(format!("mad.lo.u64 {source}, {source}, {}, {ch}", g.get("c")));
     lines.op(format!("mad.lo.u64 {source}, {source}, {bytes}, {x}"));
     lines.op(format!("ld.global.nc.{t} {value}, [{source}]"));
-    lines.text.push_str("$STORE:\n");
-    let target = lines.reg("rd");
-    lines.op(format!("mad.lo.u64 {target}, %index, {bytes}, {out}"));
-    lines.op(format!("st.global.{t} [{target}], {value}"));
-    lines.grid_stride_end();
-    finish(name, dtype, &lines)
+    entry.close(name, dtype, &value)
 }
 
 /// col2im: `out[n, y, col, ch] = Σ x[n, oy, ox, i, j, ch]` over the windows covering the
@@ -96,14 +115,11 @@ pub fn im2col(name: &str, dtype: DType) -> String {
 /// descending (so positions ascend).
 pub fn col2im(name: &str, dtype: DType) -> String {
     let (t, bytes) = (float(dtype), size(dtype));
-    let mut lines = Lines::default();
-    let (x, out) = (lines.pointer(name, "x"), lines.pointer(name, "out"));
-    let total = lines.param(name, "total");
-    let g = Geometry::load(&mut lines, name);
-    lines.grid_stride_begin(&total);
-    let (rest, ch) = divide(&mut lines, "%index", g.get("c"));
-    let (rest, col) = divide(&mut lines, &rest, g.get("w"));
-    let (image, y) = divide(&mut lines, &rest, g.get("h"));
+    let mut entry = Entry::open(name);
+    let Entry { lines, x, g, .. } = &mut entry;
+    let (rest, ch) = divide(lines, "%index", g.get("c"));
+    let (rest, col) = divide(lines, &rest, g.get("w"));
+    let (image, y) = divide(lines, &rest, g.get("h"));
     let sum = lines.reg("f");
     lines.op(format!("mov.{t} {sum}, {}", constant(dtype, 0.0)));
     let (padded_y, padded_x) = (lines.reg("rd"), lines.reg("rd"));
@@ -157,10 +173,5 @@ pub fn col2im(name: &str, dtype: DType) -> String {
     lines.op(format!("ld.global.nc.{t} {value}, [{source}]"));
     lines.op(format!("add.rn.{t} {sum}, {sum}, {value}"));
     lines.op("bra.uni $COLUMNS");
-    lines.text.push_str("$STORE:\n");
-    let target = lines.reg("rd");
-    lines.op(format!("mad.lo.u64 {target}, %index, {bytes}, {out}"));
-    lines.op(format!("st.global.{t} [{target}], {sum}"));
-    lines.grid_stride_end();
-    finish(name, dtype, &lines)
+    entry.close(name, dtype, &sum)
 }
