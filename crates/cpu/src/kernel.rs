@@ -10,6 +10,15 @@
 //! `natgrad_lower::math` inlined (see [`crate::math`]), or, with
 //! `CompileOptions::libm_math`, calls to the platform libm per lane (the functions the
 //! reference interpreter uses).
+//!
+//! Kernels with wide rows (a fixed last dimension of at least [`STAGED_MIN_COLS`]) compute
+//! exp / log / log1p / tanh in stages instead: a loop over the row stores each routine's
+//! argument into a scratch row, one call of the rustc-compiled slice routine
+//! ([`crate::slices`], AVX-512 or AVX2 where the CPU has them) turns it into the result in
+//! place, and later loops load it. Stage `s` computes the arguments of the routines that
+//! depend on `s − 1` others; the last loop computes the outputs. Cheap values used by several
+//! stages are recomputed from the inputs (still in cache). Scratch rows follow the column
+//! sums in `buffers`, one `cols`-long row per staged routine.
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
@@ -87,11 +96,20 @@ impl Jit {
             builder.symbol(format!("ng_{name}_f32"), f32_fn);
             builder.symbol(format!("ng_{name}_f64"), f64_fn);
         }
+        for (function, _) in STAGED {
+            for dtype in [DType::F32, DType::F64] {
+                if let Some(f) = crate::slices::routine(function, dtype) {
+                    builder.symbol(slice_symbol(function, dtype), f as *const u8);
+                }
+            }
+        }
         Ok(Jit { module: Some(JITModule::new(builder)), declared: Vec::new(), libm_math })
     }
 
-    /// Compiles `spec`; returns its index for [`Jit::finish`].
-    pub fn compile(&mut self, spec: &KernelSpec) -> Result<usize, Error> {
+    /// Compiles `spec`; returns its index for [`Jit::finish`] and the number of scratch rows
+    /// its callers pass after the column sums. `wide_rows` (the last dimension is fixed and at
+    /// least [`STAGED_MIN_COLS`]) computes its routines in stages on slices.
+    pub fn compile(&mut self, spec: &KernelSpec, wide_rows: bool) -> Result<(usize, usize), Error> {
         let err = |e: cranelift_module::ModuleError| codegen(format!("{e:?}"));
         let module = self.module.as_mut().expect("module lives until drop");
         let ptr = module.target_config().pointer_type();
@@ -105,11 +123,17 @@ impl Jit {
             .map_err(err)?;
         ctx.func.name = UserFuncName::user(0, id.as_u32());
         let mut fctx = FunctionBuilderContext::new();
+        let scratch_rows;
         {
             let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
             let libm = declare_libm(module, &mut b, spec.dtype)?;
             let mut lowering = Lowering::new(spec, ptr, libm);
             lowering.libm_math = self.libm_math;
+            if wide_rows && !self.libm_math {
+                lowering.staging = Staging::of(spec);
+                lowering.slices = declare_slices(module, &mut b, spec.dtype, ptr)?;
+            }
+            scratch_rows = lowering.staging.as_ref().map_or(0, |s| s.routines.len());
             lowering.emit(&mut b);
             b.seal_all_blocks();
             b.finalize(module.target_config());
@@ -117,7 +141,7 @@ impl Jit {
         module.define_function(id, &mut ctx).map_err(|e| codegen(format!("kernel{index}: {e:?}")))?;
         module.clear_context(&mut ctx);
         self.declared.push(id);
-        Ok(index)
+        Ok((index, scratch_rows))
     }
 
     /// Links every compiled kernel and returns their entry points, in compile order.
@@ -177,6 +201,101 @@ fn declare_libm(
         .collect()
 }
 
+/// Rows at least this wide compute their routines in stages on slices: below, the calls'
+/// overhead outweighs the wider vectors.
+pub const STAGED_MIN_COLS: usize = 32;
+
+/// The routines computed on slices in wide rows, by kernel op.
+const STAGED: [(Function, KUnary); 4] = [
+    (Function::Exp, KUnary::Exp),
+    (Function::Log, KUnary::Log),
+    (Function::Log1p, KUnary::Log1p),
+    (Function::Tanh, KUnary::Tanh),
+];
+
+fn slice_symbol(function: Function, dtype: DType) -> String {
+    format!("{}_slice", function.symbol(dtype))
+}
+
+fn declare_slices(
+    module: &mut JITModule,
+    b: &mut FunctionBuilder,
+    dtype: DType,
+    ptr: Type,
+) -> Result<Vec<(KUnary, FuncRef)>, Error> {
+    STAGED
+        .iter()
+        .map(|&(function, op)| {
+            let mut sig = module.make_signature();
+            sig.params.push(AbiParam::new(ptr));
+            sig.params.push(AbiParam::new(ptr));
+            let id = module
+                .declare_function(&slice_symbol(function, dtype), Linkage::Import, &sig)
+                .map_err(|e| codegen(format!("{e:?}")))?;
+            Ok((op, module.declare_func_in_func(id, b.func)))
+        })
+        .collect()
+}
+
+/// Which expressions of a kernel are routines computed on slices, and in which stage.
+struct Staging {
+    /// The staged routines' expression indices; routine `k` uses scratch row `k`.
+    routines: Vec<usize>,
+    /// Per expression: the number of staged routines on its longest path from the inputs
+    /// (a staged routine counts itself).
+    level: Vec<usize>,
+}
+
+impl Staging {
+    /// `None` when the kernel has no routine to stage.
+    fn of(spec: &KernelSpec) -> Option<Staging> {
+        let staged = |e: &KExpr| matches!(e, KExpr::Unary(op, _) if STAGED.iter().any(|(_, s)| s == op));
+        let mut level = Vec::with_capacity(spec.exprs.len());
+        let mut routines = Vec::new();
+        for (i, expr) in spec.exprs.iter().enumerate() {
+            let operands = expr_operands(expr);
+            let below = operands.iter().map(|&o| level[o]).max().unwrap_or(0);
+            if staged(expr) {
+                routines.push(i);
+                level.push(below + 1);
+            } else {
+                level.push(below);
+            }
+        }
+        (!routines.is_empty()).then_some(Staging { routines, level })
+    }
+
+    fn stages(&self) -> usize {
+        self.routines.iter().map(|&r| self.level[r]).max().unwrap_or(0)
+    }
+
+    /// The scratch row of expression `e`, if it is a staged routine.
+    fn row(&self, e: usize) -> Option<usize> {
+        self.routines.iter().position(|&r| r == e)
+    }
+}
+
+/// The expressions an expression reads.
+fn expr_operands(expr: &KExpr) -> Vec<usize> {
+    match *expr {
+        KExpr::Input(_) | KExpr::Const(_) => Vec::new(),
+        KExpr::Unary(_, x) => vec![x],
+        KExpr::Binary(_, x, y) => vec![x, y],
+        KExpr::Choose { lhs, rhs, then, otherwise, .. } => vec![lhs, rhs, then, otherwise],
+    }
+}
+
+/// What one loop over a row computes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Everything, routines inline (kernels without staging).
+    Whole,
+    /// Stage `s`: the arguments of the staged routines of level `s`, into their scratch rows.
+    Stage(usize),
+    /// The outputs and column sums, every staged routine read from its scratch row.
+    Last,
+}
+
 fn scalar_type(dtype: DType) -> Type {
     match dtype {
         DType::F32 => types::F32,
@@ -194,6 +313,8 @@ struct Lowering<'s> {
     size: i64,
     libm: Vec<(&'static str, FuncRef)>,
     libm_math: bool,
+    staging: Option<Staging>,
+    slices: Vec<(KUnary, FuncRef)>,
 }
 
 /// Per-row base addresses and the loop counters a body needs.
@@ -208,7 +329,18 @@ impl<'s> Lowering<'s> {
             DType::F32 => (types::F32, types::F32X4, 4, 4),
             DType::F64 => (types::F64, types::F64X2, 2, 8),
         };
-        Lowering { spec, ptr, scalar, vector, lanes, size, libm, libm_math: false }
+        Lowering {
+            spec,
+            ptr,
+            scalar,
+            vector,
+            lanes,
+            size,
+            libm,
+            libm_math: false,
+            staging: None,
+            slices: Vec::new(),
+        }
     }
 
     fn emit(&self, b: &mut FunctionBuilder) {
@@ -218,7 +350,9 @@ impl<'s> Lowering<'s> {
         b.switch_to_block(entry);
         let params = b.block_params(entry).to_vec();
         let (buffers, row_start, row_end, cols) = (params[0], params[1], params[2], params[3]);
-        let count = self.spec.inputs.len() + self.spec.outputs.len() + self.spec.column_sums.len();
+        let scratch_rows = self.staging.as_ref().map_or(0, |s| s.routines.len());
+        let count =
+            self.spec.inputs.len() + self.spec.outputs.len() + self.spec.column_sums.len() + scratch_rows;
         let pointers: Vec<Value> = (0..count)
             .map(|i| b.ins().load(self.ptr, flags, buffers, (i as i32) * self.ptr.bytes() as i32))
             .collect();
@@ -228,16 +362,8 @@ impl<'s> Lowering<'s> {
 
         let row_head = b.create_block();
         let row_body = b.create_block();
-        let vec_head = b.create_block();
-        let vec_body = b.create_block();
-        let tail_head = b.create_block();
-        let tail_body = b.create_block();
-        let row_next = b.create_block();
         let exit = b.create_block();
         for block in [row_head, row_body] {
-            b.append_block_param(block, self.ptr);
-        }
-        for block in [vec_head, vec_body, tail_head, tail_body] {
             b.append_block_param(block, self.ptr);
         }
         b.ins().jump(row_head, &[BlockArg::Value(row_start)]);
@@ -255,7 +381,7 @@ impl<'s> Lowering<'s> {
         let row_bytes = b.ins().imul(row_offset, size);
         let row_elem_bytes = b.ins().imul(row, size);
         // Base address of this row for every buffer, by access mode: outputs are Full,
-        // column sums are indexed by column only (like a Row input).
+        // column sums and scratch rows are indexed by column only (like a Row input).
         let stored = self.spec.inputs.len() + self.spec.outputs.len();
         let bases: Vec<Value> = pointers
             .iter()
@@ -273,34 +399,27 @@ impl<'s> Lowering<'s> {
                 }
             })
             .collect();
-        let zero = b.ins().iconst(self.ptr, 0);
-        b.ins().jump(vec_head, &[BlockArg::Value(zero)]);
         let context = Row { bases, row };
-
-        // for col in (0..vec_cols).step_by(lanes): vector body
-        b.switch_to_block(vec_head);
-        let col = b.block_params(vec_head)[0];
-        let more = b.ins().icmp(IntCC::UnsignedLessThan, col, vec_cols);
-        b.ins().brif(more, vec_body, &[BlockArg::Value(col)], tail_head, &[BlockArg::Value(col)]);
-        b.switch_to_block(vec_body);
-        let col = b.block_params(vec_body)[0];
-        self.body(b, &context, col, true);
-        let next = b.ins().iadd(col, lanes);
-        b.ins().jump(vec_head, &[BlockArg::Value(next)]);
-
-        // for col in vec_cols..cols: scalar tail
-        b.switch_to_block(tail_head);
-        let col = b.block_params(tail_head)[0];
-        let more = b.ins().icmp(IntCC::UnsignedLessThan, col, cols);
-        b.ins().brif(more, tail_body, &[BlockArg::Value(col)], row_next, &[]);
-        b.switch_to_block(tail_body);
-        let col = b.block_params(tail_body)[0];
-        self.body(b, &context, col, false);
-        let one = b.ins().iconst(self.ptr, 1);
-        let next = b.ins().iadd(col, one);
-        b.ins().jump(tail_head, &[BlockArg::Value(next)]);
-
-        b.switch_to_block(row_next);
+        let passes: Vec<Pass> = match &self.staging {
+            None => vec![Pass::Whole],
+            Some(staging) => (1..=staging.stages()).map(Pass::Stage).chain([Pass::Last]).collect(),
+        };
+        for pass in passes {
+            self.columns(b, &context, vec_cols, cols, pass);
+            if let (Pass::Stage(stage), Some(staging)) = (pass, &self.staging) {
+                // The routines of this stage, each in place on its scratch row.
+                let first_scratch = self.first_scratch();
+                for (k, &e) in staging.routines.iter().enumerate() {
+                    if staging.level[e] == stage {
+                        let KExpr::Unary(op, _) = self.spec.exprs[e] else {
+                            unreachable!("a staged routine")
+                        };
+                        let f = self.slices.iter().find(|(o, _)| *o == op).expect("declared slice routine").1;
+                        b.ins().call(f, &[context.bases[first_scratch + k], cols]);
+                    }
+                }
+            }
+        }
         let one = b.ins().iconst(self.ptr, 1);
         let next = b.ins().iadd(context.row, one);
         b.ins().jump(row_head, &[BlockArg::Value(next)]);
@@ -309,46 +428,156 @@ impl<'s> Lowering<'s> {
         b.ins().return_(&[]);
     }
 
-    /// Loads, computes and stores one element (or one vector of elements) at `col`.
-    fn body(&self, b: &mut FunctionBuilder, row: &Row, col: Value, vector: bool) {
+    /// Index of the first scratch row among the kernel's buffers.
+    fn first_scratch(&self) -> usize {
+        self.spec.inputs.len() + self.spec.outputs.len() + self.spec.column_sums.len()
+    }
+
+    /// One loop over the columns of a row computing `pass`: vectors, then a scalar tail.
+    /// Leaves the builder in the block after the loop.
+    fn columns(&self, b: &mut FunctionBuilder, row: &Row, vec_cols: Value, cols: Value, pass: Pass) {
+        let (vec_head, vec_body, tail_head, tail_body, done) =
+            (b.create_block(), b.create_block(), b.create_block(), b.create_block(), b.create_block());
+        for block in [vec_head, vec_body, tail_head, tail_body] {
+            b.append_block_param(block, self.ptr);
+        }
+        let zero = b.ins().iconst(self.ptr, 0);
+        b.ins().jump(vec_head, &[BlockArg::Value(zero)]);
+
+        // for col in (0..vec_cols).step_by(lanes): vector body
+        b.switch_to_block(vec_head);
+        let col = b.block_params(vec_head)[0];
+        let more = b.ins().icmp(IntCC::UnsignedLessThan, col, vec_cols);
+        b.ins().brif(more, vec_body, &[BlockArg::Value(col)], tail_head, &[BlockArg::Value(col)]);
+        b.switch_to_block(vec_body);
+        let col = b.block_params(vec_body)[0];
+        self.body(b, row, col, true, pass);
+        let lanes = b.ins().iconst(self.ptr, self.lanes);
+        let next = b.ins().iadd(col, lanes);
+        b.ins().jump(vec_head, &[BlockArg::Value(next)]);
+
+        // for col in vec_cols..cols: scalar tail
+        b.switch_to_block(tail_head);
+        let col = b.block_params(tail_head)[0];
+        let more = b.ins().icmp(IntCC::UnsignedLessThan, col, cols);
+        b.ins().brif(more, tail_body, &[BlockArg::Value(col)], done, &[]);
+        b.switch_to_block(tail_body);
+        let col = b.block_params(tail_body)[0];
+        self.body(b, row, col, false, pass);
+        let one = b.ins().iconst(self.ptr, 1);
+        let next = b.ins().iadd(col, one);
+        b.ins().jump(tail_head, &[BlockArg::Value(next)]);
+
+        b.switch_to_block(done);
+    }
+
+    /// Whether `pass` reads expression `e` from its scratch row (a staged routine computed
+    /// by an earlier stage).
+    fn scratch_read(&self, e: usize, pass: Pass) -> Option<usize> {
+        let staging = self.staging.as_ref()?;
+        let k = staging.row(e)?;
+        match pass {
+            Pass::Whole => None,
+            Pass::Last => Some(k),
+            Pass::Stage(stage) => (staging.level[e] < stage).then_some(k),
+        }
+    }
+
+    /// The expressions `pass` evaluates.
+    fn needed(&self, pass: Pass) -> Vec<bool> {
+        let exprs = &self.spec.exprs;
+        let mut needed = vec![false; exprs.len()];
+        match (pass, &self.staging) {
+            (Pass::Stage(stage), Some(staging)) => {
+                for &r in &staging.routines {
+                    if staging.level[r] == stage {
+                        needed[expr_operands(&exprs[r])[0]] = true;
+                    }
+                }
+            }
+            (Pass::Whole, _) => return vec![true; exprs.len()],
+            _ => {
+                for &e in &self.spec.outputs {
+                    needed[e] = true;
+                }
+                for sum in &self.spec.column_sums {
+                    needed[sum.expr] = true;
+                }
+            }
+        }
+        for e in (0..exprs.len()).rev() {
+            if needed[e] && self.scratch_read(e, pass).is_none() {
+                for o in expr_operands(&exprs[e]) {
+                    needed[o] = true;
+                }
+            }
+        }
+        needed
+    }
+
+    /// Loads, computes and stores one element (or one vector of elements) at `col` for `pass`.
+    fn body(&self, b: &mut FunctionBuilder, row: &Row, col: Value, vector: bool, pass: Pass) {
         let flags = MemFlagsData::trusted();
         let ty = if vector { self.vector } else { self.scalar };
         let size = b.ins().iconst(self.ptr, self.size);
         let col_bytes = b.ins().imul(col, size);
         let _ = row.row;
-        let mut values: Vec<Value> = Vec::with_capacity(self.spec.exprs.len());
-        for expr in &self.spec.exprs {
-            let v = match *expr {
-                KExpr::Input(i) => match self.spec.inputs[i] {
-                    Access::Full | Access::Row => {
-                        let addr = b.ins().iadd(row.bases[i], col_bytes);
-                        b.ins().load(ty, flags, addr, 0)
+        let needed = self.needed(pass);
+        let first_scratch = self.first_scratch();
+        let mut values: Vec<Option<Value>> = Vec::with_capacity(self.spec.exprs.len());
+        for (e, expr) in self.spec.exprs.iter().enumerate() {
+            if !needed[e] {
+                values.push(None);
+                continue;
+            }
+            let v = |i: usize| values[i].expect("operands are evaluated before their users");
+            let value = if let Some(k) = self.scratch_read(e, pass) {
+                let addr = b.ins().iadd(row.bases[first_scratch + k], col_bytes);
+                b.ins().load(ty, flags, addr, 0)
+            } else {
+                match *expr {
+                    KExpr::Input(i) => match self.spec.inputs[i] {
+                        Access::Full | Access::Row => {
+                            let addr = b.ins().iadd(row.bases[i], col_bytes);
+                            b.ins().load(ty, flags, addr, 0)
+                        }
+                        Access::Col | Access::Scalar => {
+                            let s = b.ins().load(self.scalar, flags, row.bases[i], 0);
+                            if vector { b.ins().splat(ty, s) } else { s }
+                        }
+                    },
+                    KExpr::Const(c) => self.constant(b, c, vector),
+                    KExpr::Unary(u, x) => self.unary(b, u, v(x), vector),
+                    KExpr::Binary(op, x, y) => self.binary(b, op, v(x), v(y)),
+                    KExpr::Choose { cmp, lhs, rhs, then, otherwise } => {
+                        let mask = b.ins().fcmp(float_cc(cmp), v(lhs), v(rhs));
+                        crate::math::select(b, ty, mask, v(then), v(otherwise))
                     }
-                    Access::Col | Access::Scalar => {
-                        let s = b.ins().load(self.scalar, flags, row.bases[i], 0);
-                        if vector { b.ins().splat(ty, s) } else { s }
-                    }
-                },
-                KExpr::Const(c) => self.constant(b, c, vector),
-                KExpr::Unary(u, x) => self.unary(b, u, values[x], vector),
-                KExpr::Binary(op, x, y) => self.binary(b, op, values[x], values[y]),
-                KExpr::Choose { cmp, lhs, rhs, then, otherwise } => {
-                    let mask = b.ins().fcmp(float_cc(cmp), values[lhs], values[rhs]);
-                    crate::math::select(b, ty, mask, values[then], values[otherwise])
                 }
             };
-            values.push(v);
+            values.push(Some(value));
+        }
+        let v = |i: usize| values[i].expect("needed values are evaluated");
+        if let (Pass::Stage(stage), Some(staging)) = (pass, &self.staging) {
+            // The arguments of this stage's routines, into their scratch rows.
+            for (k, &r) in staging.routines.iter().enumerate() {
+                if staging.level[r] == stage {
+                    let addr = b.ins().iadd(row.bases[first_scratch + k], col_bytes);
+                    b.ins().store(flags, v(expr_operands(&self.spec.exprs[r])[0]), addr, 0);
+                }
+            }
+            return;
         }
         for (k, &e) in self.spec.outputs.iter().enumerate() {
             let addr = b.ins().iadd(row.bases[self.spec.inputs.len() + k], col_bytes);
-            b.ins().store(flags, values[e], addr, 0);
+            b.ins().store(flags, v(e), addr, 0);
         }
         // Column sums: this row's values added to the running sums of its columns.
         let first_sum = self.spec.inputs.len() + self.spec.outputs.len();
         for (k, sum) in self.spec.column_sums.iter().enumerate() {
             let addr = b.ins().iadd(row.bases[first_sum + k], col_bytes);
             let running = b.ins().load(ty, flags, addr, 0);
-            let total = b.ins().fadd(running, values[sum.expr]);
+            let total = b.ins().fadd(running, v(sum.expr));
             b.ins().store(flags, total, addr, 0);
         }
     }

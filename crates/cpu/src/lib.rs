@@ -11,6 +11,7 @@
 //! | [`host`] | GEMM, softmax, transpose, broadcast, reductions |
 //! | [`patches`] | im2col / col2im for convolutions, split over images |
 //! | [`pool`] | the persistent worker pools (one per thread count) for kernels and GEMM |
+//! | [`slices`] | the math routines over whole rows, rustc-compiled for AVX-512 / AVX2 / baseline |
 //! | [`program`] | `Cpu` (the backend), `Program` (JIT'd plan), `Session` (buffers, run) |
 
 pub mod host;
@@ -19,5 +20,6 @@ pub mod math;
 pub mod patches;
 pub mod pool;
 pub mod program;
+pub mod slices;
 
 pub use program::{Cpu, Program, Session};

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use natgrad_ir::{NodeId, Scalar, Shape};
+use natgrad_ir::{Dim, NodeId, Scalar, Shape};
 use natgrad_lower::{
     Backend, BoundInputs, CompileOptions, Error, Executable, KernelSpec, MemoryPlan, Phase, Plan, Profile,
     Work, as_matrix,
@@ -35,6 +35,8 @@ impl<T: Scalar> Backend<T> for Cpu {
 pub struct Program<T: Scalar> {
     plan: Arc<Plan>,
     kernels: Vec<KernelFn>,
+    /// Scratch rows each kernel takes after its column sums (staged routines).
+    scratch_rows: Vec<usize>,
     kernel_of_unit: Vec<Option<usize>>,
     pool: Arc<ThreadPool>,
     codegen: Duration,
@@ -56,9 +58,16 @@ impl<T: Scalar> Program<T> {
         let start = Instant::now();
         let mut jit = Jit::new(options.libm_math)?;
         let mut kernel_of_unit = Vec::new();
+        let mut scratch_rows = Vec::new();
         for unit in &plan.units {
             kernel_of_unit.push(match &unit.work {
-                Work::Kernel { spec, .. } => Some(jit.compile(spec)?),
+                Work::Kernel { spec, shape, .. } => {
+                    let wide_rows =
+                        matches!(shape.0.last(), Some(&Dim::Fixed(n)) if n >= crate::kernel::STAGED_MIN_COLS);
+                    let (index, scratch) = jit.compile(spec, wide_rows)?;
+                    scratch_rows.push(scratch);
+                    Some(index)
+                }
                 _ => None,
             });
         }
@@ -66,6 +75,7 @@ impl<T: Scalar> Program<T> {
         Ok(Program {
             plan,
             kernels,
+            scratch_rows,
             kernel_of_unit,
             pool: crate::pool::shared(options.threads)?,
             codegen: start.elapsed(),
@@ -238,13 +248,18 @@ impl<T: Scalar> Session<T> {
         // Column sums accumulate per block (one `cols`-long row per block and sum), then add up.
         let sums = spec.column_sums.len();
         let mut partials = vec![T::zero(); blocks.len() * sums * cols];
+        // Staged routines work on one `cols`-long scratch row each, per block.
+        let scratch_rows = self.program.scratch_rows[kernel];
+        let mut scratch = vec![T::zero(); blocks.len() * scratch_rows * cols];
         let stored = args.len() - sums;
         let fixed: Vec<*mut u8> =
             args[..stored].iter().map(|a| self.buffers[self.buffer_of[a]].as_mut_ptr() as *mut u8).collect();
         let pointers: Vec<Pointers> = (0..blocks.len())
             .map(|blk| {
                 let own = (0..sums).map(|k| partials[(blk * sums + k) * cols..].as_mut_ptr() as *mut u8);
-                Pointers(fixed.iter().copied().chain(own).collect())
+                let rows = (0..scratch_rows)
+                    .map(|k| scratch[(blk * scratch_rows + k) * cols..].as_mut_ptr() as *mut u8);
+                Pointers(fixed.iter().copied().chain(own).chain(rows).collect())
             })
             .collect();
         let call = |blk: usize| {
@@ -252,7 +267,7 @@ impl<T: Scalar> Session<T> {
             // SAFETY: every buffer holds at least `rows × cols` elements for Full access
             // (and `cols` / `rows` / 1 for Row / Col / Scalar), as sized by the memory plan
             // for this batch; each block writes its own rows of the outputs and its own
-            // `cols`-long rows of `partials`.
+            // `cols`-long rows of `partials` and `scratch`.
             unsafe { f(pointers[blk].as_ptr(), start, end, cols) }
         };
         if blocks.len() <= 1 {

@@ -270,6 +270,22 @@ fn large_patches_split_over_workers() {
     }
 }
 
+/// Wide rows compute exp / log / log1p / tanh in stages on slices: nested routines (two and
+/// three stages), values used by several stages, several outputs, fused column sums, row
+/// widths that leave vector tails, against the interpreter.
+#[test]
+fn wide_rows_compute_their_routines_in_stages() {
+    for n in [32, 37, 130] {
+        op("softplus", &[bx(n)], |x| x[0].softplus() - &(&x[0] * 0.5));
+        op("nested", &[bx(n), bx(n)], |x| (x[0].tanh().exp() + 1.0).log() * &x[1] + x[1].exp());
+        op("three-stages", &[bx(n)], |x| x[0].sigmoid().log1p().exp().tanh());
+        op("sum", &[bx(n)], |x| (x[0].exp() * &x[0]).sum(&[0], false));
+        op("mean-and-rows", &[bx(n), Shape::fixed(&[n])], |x| {
+            (x[0].tanh() + &x[1]).sigmoid().mean(&[0], false) + x[0].log1p().sum(&[1], false).sum(&[0], false)
+        });
+    }
+}
+
 /// Random graphs from every op family (the autodiff tests' generator).
 fn step(selector: u8, x: &Expr, y: &Expr, w: &Expr, v: &Expr) -> Expr {
     match selector % 20 {
@@ -363,15 +379,20 @@ fn math_points() -> Vec<f64> {
     points
 }
 
-/// `f` compiled over `points` (7 columns: vector lanes and scalar tails both), as f64.
-fn compiled_math<T: Scalar>(f: &impl Fn(&Expr) -> Expr, points: &[f64], libm_math: bool) -> Vec<f64> {
-    const COLUMNS: usize = 7;
+/// `f` compiled over `points` in rows of `columns` (7: the routines inline on vector lanes
+/// and scalar tails; 37: wide rows, the routines on slices), as f64.
+fn compiled_math<T: Scalar>(
+    f: &impl Fn(&Expr) -> Expr,
+    points: &[f64],
+    columns: usize,
+    libm_math: bool,
+) -> Vec<f64> {
     let b = Builder::new(T::DTYPE);
-    let x = b.input("x", Shape::batched(&[COLUMNS]));
+    let x = b.input("x", Shape::batched(&[columns]));
     let graph = b.finish(&[&f(&x)]).unwrap();
-    let rows = points.len().div_ceil(COLUMNS);
+    let rows = points.len().div_ceil(columns);
     let mut values: Vec<T> = points.iter().map(|&p| T::from_f64(p)).collect();
-    values.resize(rows * COLUMNS, T::one());
+    values.resize(rows * columns, T::one());
     let options = CompileOptions { libm_math, ..CompileOptions::default() };
     let program = compile::<T>(&graph, &options).unwrap();
     let mut session = program.open_session(rows);
@@ -386,7 +407,8 @@ fn same_bits(a: f64, b: f64) -> bool {
 
 /// The inline math routines compute exactly what the host evaluation of the shared
 /// routines computes (whose accuracy against libm `natgrad-lower`'s tests measure), in
-/// vector lanes and scalar tails, f32 and f64; with `libm_math` the kernels compute
+/// vector lanes and scalar tails, f32 and f64, and so do the slice routines of wide rows
+/// (whichever vector extensions this CPU gives them); with `libm_math` the kernels compute
 /// exactly what the interpreter (libm) computes.
 #[test]
 fn inline_math_equals_the_shared_routines_and_libm_math_equals_libm() {
@@ -405,15 +427,19 @@ fn inline_math_equals_the_shared_routines_and_libm_math_equals_libm() {
     for (name, function, f, libm64, libm32) in cases {
         let routine64 = function.routine(DType::F64);
         let routine32 = function.routine(DType::F32);
-        let inline64 = compiled_math::<f64>(&f, &points, false);
-        let inline32 = compiled_math::<f32>(&f, &points, false);
-        let libm_route64 = compiled_math::<f64>(&f, &points, true);
-        let libm_route32 = compiled_math::<f32>(&f, &points, true);
+        let inline64 = compiled_math::<f64>(&f, &points, 7, false);
+        let inline32 = compiled_math::<f32>(&f, &points, 7, false);
+        let wide64 = compiled_math::<f64>(&f, &points, 37, false);
+        let wide32 = compiled_math::<f32>(&f, &points, 37, false);
+        let libm_route64 = compiled_math::<f64>(&f, &points, 7, true);
+        let libm_route32 = compiled_math::<f32>(&f, &points, 7, true);
         for (k, &p) in points.iter().enumerate() {
             let p32 = p as f32;
             let checks = [
                 ("f64 inline", inline64[k], f64::eval(&routine64, p)),
                 ("f32 inline", inline32[k], f32::eval(&routine32, p32) as f64),
+                ("f64 wide rows", wide64[k], f64::eval(&routine64, p)),
+                ("f32 wide rows", wide32[k], f32::eval(&routine32, p32) as f64),
                 ("f64 libm", libm_route64[k], libm64(p)),
                 ("f32 libm", libm_route32[k], libm32(p32) as f64),
             ];

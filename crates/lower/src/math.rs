@@ -432,6 +432,85 @@ impl Builder {
     }
 }
 
+impl Routine {
+    /// This routine as a Rust function `fn {name}(x: f32) -> f32` (or f64): straight-line,
+    /// branch-free code whose steps are those [`Evaluate::eval`] interprets, written so a
+    /// compiler can vectorise a loop over it (no float↔64-bit-integer conversions). The CPU
+    /// backend compiles the generated text into its slice routines.
+    pub fn to_rust(&self, name: &str) -> String {
+        use std::fmt::Write;
+        let (t, mantissa_bits, bias) = match self.dtype {
+            DType::F32 => ("f32", 23, 127i64),
+            DType::F64 => ("f64", 52, 1023),
+        };
+        let exponent_mask = match self.dtype {
+            DType::F32 => "0x7f80_0000".to_string(),
+            DType::F64 => "0x7ff0_0000_0000_0000".to_string(),
+        };
+        let half_exponent = format!("{:#x}", ((bias - 1) as u64) << mantissa_bits);
+        let constant = |c: f64| match self.dtype {
+            DType::F32 => format!("f32::from_bits({:#010x})", (c as f32).to_bits()),
+            DType::F64 => format!("f64::from_bits({:#018x})", c.to_bits()),
+        };
+        let mut out = String::new();
+        let _ = writeln!(out, "#[inline(always)]");
+        let _ = writeln!(out, "pub fn {name}(x: {t}) -> {t} {{");
+        for (i, step) in self.steps.iter().enumerate() {
+            let cond = |c: &Cond| match *c {
+                Cond::Lt(a, b) => format!("v{a} < v{b}"),
+                Cond::Gt(a, b) => format!("v{a} > v{b}"),
+                Cond::Eq(a, b) => format!("v{a} == v{b}"),
+                Cond::IsNan(a) => format!("v{a}.is_nan()"),
+            };
+            let value = match *step {
+                Step::Arg => "x".to_string(),
+                Step::Const(c) => constant(c),
+                Step::Add(a, b) => format!("v{a} + v{b}"),
+                Step::Sub(a, b) => format!("v{a} - v{b}"),
+                Step::Mul(a, b) => format!("v{a} * v{b}"),
+                Step::Div(a, b) => format!("v{a} / v{b}"),
+                Step::Fma(a, b, c) => format!("v{a}.mul_add(v{b}, v{c})"),
+                Step::Abs(a) => format!("v{a}.abs()"),
+                Step::Rint(a) => format!("v{a}.round_ties_even()"),
+                Step::Exponent(a) => format!(
+                    "((((v{a}.to_bits() & {exponent_mask}) >> {mantissa_bits}) as i32) - {}) as {t}",
+                    bias - 1
+                ),
+                Step::Mantissa(a) => {
+                    format!("{t}::from_bits((v{a}.to_bits() & !{exponent_mask}) | {half_exponent})")
+                }
+                // The two halves of n as integers by the magic-number trick (adding
+                // 1.5·2^mantissa_bits puts an integral value in the low mantissa bits), not
+                // by float→int conversions, which compilers do not vectorise; equal to the
+                // interpreter's for every integral n inside the step's range, and NaN counts
+                // as 0 as there.
+                Step::Ldexp(a, n) => {
+                    let (magic, magic_bits) = match self.dtype {
+                        DType::F32 => (constant(12_582_912.0), "0x4b40_0000"),
+                        DType::F64 => (constant(6_755_399_441_055_744.0), "0x4338_0000_0000_0000"),
+                    };
+                    let pow2 = |half: &str| {
+                        format!(
+                            "{t}::from_bits(({half} + {magic}).to_bits().wrapping_sub({magic_bits}).wrapping_add({bias}) << {mantissa_bits})"
+                        )
+                    };
+                    format!(
+                        "{{ let n = if v{n}.is_nan() {{ 0.0 }} else {{ v{n} }}; let first = (n * 0.5).trunc(); \
+                         let second = n - first; v{a} * {} * {} }}",
+                        pow2("first"),
+                        pow2("second")
+                    )
+                }
+                Step::Select(c, a, b) => format!("if {} {{ v{a} }} else {{ v{b} }}", cond(&c)),
+            };
+            let _ = writeln!(out, "    let v{i}: {t} = {value};");
+        }
+        let _ = writeln!(out, "    v{}", self.result);
+        let _ = writeln!(out, "}}");
+        out
+    }
+}
+
 /// Host evaluation of a routine, step for step as the kernels compute it.
 pub trait Evaluate: Copy {
     /// Evaluates `routine` at `x`.
