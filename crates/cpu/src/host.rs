@@ -1,6 +1,7 @@
 //! The ops that run as Rust loops or library calls rather than fused kernels: GEMM (faer
-//! or matrixmultiply by shape, transposes as strides), softmax, transpose, materialised
-//! broadcasts and reductions. Each works on concrete shapes and row-major slices.
+//! or matrixmultiply by the transpose flag, transposes as strides, one block per worker),
+//! softmax, transpose, materialised broadcasts and reductions. Each works on concrete shapes
+//! and row-major slices.
 
 use std::any::TypeId;
 
@@ -9,11 +10,6 @@ use rayon::ThreadPool;
 
 /// Below this many multiply-adds a GEMM runs on the calling thread.
 const PARALLEL_GEMM_MIN: usize = 1 << 18;
-
-/// Products with at most this many output columns (and an untransposed left operand) run
-/// as one block of rows per worker: faer's own parallel split of such narrow shapes measured
-/// slower than one thread (`scripts/conv-compare`).
-const NARROW_GEMM_MAX: usize = 64;
 
 /// One GEMM `c = a·b` on strided operands, or a block of one.
 #[derive(Clone, Copy)]
@@ -56,37 +52,11 @@ impl<T: Scalar> Gemm<T> {
         }
     }
 
-    /// Runs this GEMM with faer's `matmul` (on `pool`'s workers when it has several and
-    /// the product is large).
-    ///
-    /// # Safety
-    /// As for [`Gemm::call`], for the whole of `c`.
-    unsafe fn call_faer(self, pool: &ThreadPool) {
-        let workers = pool.current_num_threads();
-        let par = match std::num::NonZeroUsize::new(workers) {
-            Some(n) if workers > 1 && self.m * self.n * self.k >= PARALLEL_GEMM_MIN => faer::Par::Rayon(n),
-            _ => faer::Par::Seq,
-        };
-        let run = move || {
-            if TypeId::of::<T>() == TypeId::of::<f32>() {
-                // SAFETY: T is f32; extents as the caller promised.
-                unsafe { self.cast::<f32>().faer(par, 1.0) }
-            } else if TypeId::of::<T>() == TypeId::of::<f64>() {
-                // SAFETY: T is f64; extents as the caller promised.
-                unsafe { self.cast::<f64>().faer(par, 1.0) }
-            } else {
-                unreachable!("Scalar is sealed to f32 and f64")
-            }
-        };
-        // A sequential product stays on the calling thread (no hop onto the pool).
-        if matches!(par, faer::Par::Seq) { run() } else { pool.install(run) }
-    }
-
     /// Runs this GEMM with faer's `matmul` on the calling thread.
     ///
     /// # Safety
     /// As for [`Gemm::call`].
-    unsafe fn call_faer_sequential(self) {
+    unsafe fn call_faer(self) {
         if TypeId::of::<T>() == TypeId::of::<f32>() {
             // SAFETY: T is f32; extents as the caller promised.
             unsafe { self.cast::<f32>().faer(faer::Par::Seq, 1.0) }
@@ -160,11 +130,12 @@ impl<T: faer::traits::ComplexField + Copy> Gemm<T> {
 type Split<T> = fn(Gemm<T>, usize, usize) -> Gemm<T>;
 
 /// `out = op(a)·op(b)` for row-major `a` (`a_shape`) and `b` (`b_shape`) on `pool`'s
-/// workers: faer's `matmul` unless `a` is transposed; then (the weight gradients `hᵀδ`,
-/// whose inner extent is the batch) single-threaded matrixmultiply calls on one block of
-/// rows (or of columns, when `out` is wider than tall) per worker, which measured faster
-/// there (`scripts/gemm-compare`, docs/benchmarks.md). The choice depends on the shape
-/// alone, so results are reproducible.
+/// workers: one block of output rows (or of columns, when `out` is wider than tall) per
+/// worker, each a single-threaded product — faer's unless `a` is transposed, matrixmultiply's
+/// for the weight gradients `hᵀδ` (inner extent the batch), which measured faster each
+/// (`scripts/gemm-compare`, docs/benchmarks.md). Blocks of sequential faer calls measured
+/// faster than faer's own parallel split on every Curves and section-7 shape (docs/benchmarks.md,
+/// issue 13 third pass). The choice depends on the shape alone, so results are reproducible.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul<T: Scalar>(
     pool: &ThreadPool,
@@ -203,29 +174,12 @@ pub fn matmul<T: Scalar>(
         c: out.as_mut_ptr(),
         c_row_stride: n as isize,
     };
+    // SAFETY (for every call below): the extents were checked above, and each block is a
+    // disjoint part of `out` that no other thread touches while it runs.
+    let run = move |part: Gemm<T>| unsafe { if ta { part.call() } else { part.call_faer() } };
     let workers = pool.current_num_threads();
-    if !ta && (n > NARROW_GEMM_MAX || workers <= 1 || m * n * k < PARALLEL_GEMM_MIN) {
-        // SAFETY: the extents were checked above.
-        unsafe { gemm.call_faer(pool) };
-        return;
-    }
-    if !ta {
-        // A narrow product (few output columns): one block of rows per worker, each a
-        // sequential faer product.
-        let chunk = m.div_ceil(workers.min(m));
-        pool.scope(move |scope| {
-            for start in (0..m).step_by(chunk) {
-                let part = gemm.rows(start, (start + chunk).min(m));
-                // SAFETY: blocks are disjoint rows of `out`, within the checked extents;
-                // `a`, `b` and `out` outlive the scope.
-                scope.spawn(move |_| unsafe { part.call_faer_sequential() });
-            }
-        });
-        return;
-    }
     if workers <= 1 || m * n * k < PARALLEL_GEMM_MIN {
-        // SAFETY: the extents were checked above.
-        unsafe { gemm.call() };
+        run(gemm);
         return;
     }
     let (len, block) = if m >= n { (m, Gemm::rows as Split<T>) } else { (n, Gemm::cols as Split<T>) };
@@ -233,9 +187,9 @@ pub fn matmul<T: Scalar>(
     pool.scope(move |scope| {
         for start in (0..len).step_by(chunk) {
             let part = block(gemm, start, (start + chunk).min(len));
-            // SAFETY: blocks are disjoint rows (or columns) of `out`, within the checked
-            // extents; `a`, `b` and `out` outlive the scope.
-            scope.spawn(move |_| unsafe { part.call() });
+            // Blocks are disjoint rows (or columns) of `out`; `a`, `b` and `out` outlive the
+            // scope.
+            scope.spawn(move |_| run(part));
         }
     });
 }
