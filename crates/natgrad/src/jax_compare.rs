@@ -1,6 +1,8 @@
 //! `natgrad bench fvp --compare-jax`: the same Curves products timed in JAX right after
 //! natgrad's own run (the JAX half of `scripts/compare-frameworks.py`, embedded, "highest"
-//! precision), and natgrad / JAX ratios per operation and batch size.
+//! precision), and natgrad / JAX ratios per operation and batch size. With several rounds
+//! the two tools alternate (natgrad, JAX, natgrad, JAX, …) and the median of the per-round
+//! ratios is reported, so a machine that changes speed midway affects both alike.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -18,40 +20,66 @@ const PAIRS: [(&str, &str, &str); 3] = [
     ("loss+gradient", "gradient", "jit(value_and_grad(loss))"),
 ];
 
-/// Runs JAX on `batches` (`runs` timed runs each) and returns the side-by-side table.
-pub fn compare(report: &Report, batches: &[usize], runs: usize) -> Result<String, String> {
+/// Runs JAX on `batches` (`runs` timed runs each) after natgrad's `first` report, then
+/// `rounds − 1` more rounds of natgrad (`again`) and JAX, and returns the side-by-side table.
+pub fn compare(
+    first: &Report,
+    mut again: impl FnMut() -> Result<Report, String>,
+    batches: &[usize],
+    runs: usize,
+    rounds: usize,
+) -> Result<String, String> {
     let batch_list = batches.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
-    let jax = run_script(&[
-        "--only",
-        "jax",
-        "--precision",
-        "highest",
-        "--batch",
-        &batch_list,
-        "--runs",
-        &runs.to_string(),
-    ])?;
-    let mut out = String::from("natgrad vs JAX (same machine, one after the other; medians):\n");
+    let runs = runs.to_string();
+    let args = ["--only", "jax", "--precision", "highest", "--batch", &batch_list, "--runs", &runs];
+    let mut natgrad_rounds: Vec<Vec<(String, usize, f64)>> = Vec::new();
+    let mut jax_rounds = Vec::new();
+    for round in 0..rounds.max(1) {
+        let report = if round == 0 { None } else { Some(again()?) };
+        let report = report.as_ref().unwrap_or(first);
+        natgrad_rounds
+            .push(report.results.iter().map(|t| (t.what.to_string(), t.batch, t.median_ms)).collect());
+        jax_rounds.push(run_script(&args)?);
+    }
+    let median_of = |rounds: &[Vec<(String, usize, f64)>], what: &str, batch: usize| -> Option<Vec<f64>> {
+        rounds.iter().map(|r| r.iter().find(|(w, b, _)| w == what && *b == batch).map(|t| t.2)).collect()
+    };
+    let mut out = format!(
+        "natgrad vs JAX (same machine, {} alternating round(s); medians of {runs} runs per round):\n",
+        natgrad_rounds.len()
+    );
     let _ = writeln!(
         out,
-        "{:<9} {:>6} {:>11} {:>9} {:>8}  JAX form",
-        "what", "batch", "natgrad ms", "JAX ms", "ratio"
+        "{:<9} {:>6} {:>11} {:>9} {:>8}  {:<24} JAX form",
+        "what", "batch", "natgrad ms", "JAX ms", "ratio", "ratio per round"
     );
     for &batch in batches {
         for (script_name, ours, form) in PAIRS {
-            let theirs = jax.iter().find(|(what, b, _)| what == script_name && *b == batch).map(|t| t.2);
-            let natgrad =
-                report.results.iter().find(|t| t.what == ours && t.batch == batch).map(|t| t.median_ms);
-            if let (Some(jax_ms), Some(natgrad_ms)) = (theirs, natgrad) {
-                let _ = writeln!(
-                    out,
-                    "{ours:<9} {batch:>6} {natgrad_ms:>11.2} {jax_ms:>9.2} {:>8.2}  {form}",
-                    natgrad_ms / jax_ms
-                );
-            }
+            let (Some(natgrad), Some(jax)) =
+                (median_of(&natgrad_rounds, ours, batch), median_of(&jax_rounds, script_name, batch))
+            else {
+                continue;
+            };
+            let ratios: Vec<f64> = natgrad.iter().zip(&jax).map(|(n, j)| n / j).collect();
+            let per_round = ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(" ");
+            let _ = writeln!(
+                out,
+                "{ours:<9} {batch:>6} {:>11.2} {:>9.2} {:>8.2}  {per_round:<24} {form}",
+                median(&natgrad),
+                median(&jax),
+                median(&ratios)
+            );
         }
     }
     Ok(out)
+}
+
+/// The median (the mean of the middle two for an even count).
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 }
 }
 
 /// (operation, batch, median ms) from the script's `jax VERSION highest batch N WHAT MS ms` lines.
@@ -92,7 +120,14 @@ fn parse_line(line: &str) -> Option<(String, usize, f64)> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_line;
+    use super::{median, parse_line};
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&[0.8]), 0.8);
+    }
 
     #[test]
     fn script_lines_parse() {

@@ -350,6 +350,10 @@ enum BenchCommand {
         /// f32 matmuls) and print natgrad / JAX ratios.
         #[arg(long)]
         compare_jax: bool,
+        /// With --compare-jax: rounds of natgrad then JAX, alternating; the ratio reported is
+        /// the median of the rounds' ratios.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
 }
 
@@ -829,7 +833,17 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             };
             println!("loss {loss}");
         }
-        Command::Bench(BenchCommand::Fvp { model, batch, runs, dtype, json, device, tf32, compare_jax }) => {
+        Command::Bench(BenchCommand::Fvp {
+            model,
+            batch,
+            runs,
+            dtype,
+            json,
+            device,
+            tf32,
+            compare_jax,
+            rounds,
+        }) => {
             if let Some(b) = batch.iter().find(|&&b| b == 0) {
                 return Err(format!("--batch sizes must be at least 1, got {b}").into());
             }
@@ -843,6 +857,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let options = natgrad::CompileOptions { tf32, ..compile_options(device) };
             let runs = runs.max(1);
             let build = |d: DType| {
+                let model = model.clone();
                 move || {
                     model_from_spec(&model, d).map_err(|e| natgrad::compile::Error::Length {
                         what: e.to_string(),
@@ -861,7 +876,11 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 eprintln!("wrote {}", path.display());
             }
             if compare_jax {
-                print!("{}", natgrad::jax_compare::compare(&report, &batch, runs)?);
+                let again = || {
+                    natgrad::bench::run::<f32>(build(DType::F32), &batch, runs, &options)
+                        .map_err(|e| e.to_string())
+                };
+                print!("{}", natgrad::jax_compare::compare(&report, again, &batch, runs, rounds)?);
             }
         }
         Command::Ir { model, dtype, product, optimized, stats, dot, emit, arch } => {
