@@ -278,11 +278,15 @@ impl Report {
 }
 
 /// `natgrad bench exp`: the two routes for the kernels' transcendentals (libm calls per lane
-/// vs the inline shared routines), on an f32 sigmoid kernel and on the Curves forward pass
-/// (sigmoids and the softplus of the loss), side by side.
+/// vs the shared routines — inline on 128-bit vectors, or on slices in rows at least 32 wide),
+/// on an f32 sigmoid kernel and on the Curves forward pass (sigmoids and the softplus of the
+/// loss), side by side.
 pub fn exp_routes(batch: usize, runs: usize) -> Result<String, Error> {
     use natgrad_ir::{Builder, DType, Shape};
-    let mut out = format!("f32 math routes, batch {batch}, medians of {runs} runs (min–max)\n");
+    let mut out = format!(
+        "f32 math routes, batch {batch}, medians of {runs} runs (min–max); rows of 784 run the shared routines on slices ({})\n",
+        natgrad_cpu::slices::vector_level()
+    );
     let b = Builder::new(DType::F32);
     let x = b.input("x", Shape::batched(&[784]));
     let graph = b.finish(&[&x.sigmoid()])?;
@@ -296,7 +300,7 @@ pub fn exp_routes(batch: usize, runs: usize) -> Result<String, Error> {
         let mut session = program.session(batch)?;
         session.set("x", &data)?;
         let (median, min, max) = time_runs(runs, || Ok(session.run(0)?))?;
-        let route = if libm_math { "libm" } else { "inline" };
+        let route = if libm_math { "libm" } else { "shared" };
         let _ = writeln!(
             out,
             "sigmoid kernel [{batch}×784], {route:<10}: {median:.2} ms ({min:.2}–{max:.2}), {:.0} Melem/s",

@@ -200,7 +200,7 @@ enum BenchCommand {
         #[arg(long, default_value = "cpu")]
         device: natgrad::Device,
     },
-    /// The two routes for exp/log/log1p in kernels (libm calls per lane vs the inline shared routines) side by side.
+    /// The two routes for exp/log/log1p in kernels (libm calls per lane vs the shared routines: inline, or on slices in wide rows) side by side.
     Exp {
         /// Batch size.
         #[arg(long, default_value_t = 5000)]
