@@ -120,15 +120,6 @@ pub fn routine(function: Function, dtype: DType) -> Option<SliceFn> {
     })
 }
 
-/// Which vector extensions the slice routines use on this CPU (for reports).
-pub fn vector_level() -> &'static str {
-    match level() {
-        Level::Avx512 => "AVX-512",
-        Level::Avx2 => "AVX2+FMA",
-        Level::Baseline => "baseline",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use natgrad_lower::math::{Evaluate, Function};
