@@ -59,10 +59,10 @@ impl<T: Scalar> Gemm<T> {
     unsafe fn call_faer(self) {
         if TypeId::of::<T>() == TypeId::of::<f32>() {
             // SAFETY: T is f32; extents as the caller promised.
-            unsafe { self.cast::<f32>().faer(faer::Par::Seq, 1.0) }
+            unsafe { self.cast::<f32>().faer(1.0) }
         } else if TypeId::of::<T>() == TypeId::of::<f64>() {
             // SAFETY: T is f64; extents as the caller promised.
-            unsafe { self.cast::<f64>().faer(faer::Par::Seq, 1.0) }
+            unsafe { self.cast::<f64>().faer(1.0) }
         } else {
             unreachable!("Scalar is sealed to f32 and f64")
         }
@@ -111,7 +111,7 @@ impl<T: faer::traits::ComplexField + Copy> Gemm<T> {
     ///
     /// # Safety
     /// As for [`Gemm::call`].
-    unsafe fn faer(self, par: faer::Par, one: T) {
+    unsafe fn faer(self, one: T) {
         let [rsa, csa] = self.a_strides;
         let [rsb, csb] = self.b_strides;
         // SAFETY: the strides reach only elements the caller promised exist; `c` is written
@@ -121,7 +121,7 @@ impl<T: faer::traits::ComplexField + Copy> Gemm<T> {
             let a = faer::MatRef::from_raw_parts(self.a, self.m, self.k, rsa, csa);
             let b = faer::MatRef::from_raw_parts(self.b, self.k, self.n, rsb, csb);
             let c = faer::MatMut::from_raw_parts_mut(self.c, self.m, self.n, self.c_row_stride, 1);
-            faer::linalg::matmul::matmul(c, faer::Accum::Replace, a, b, one, par);
+            faer::linalg::matmul::matmul(c, faer::Accum::Replace, a, b, one, faer::Par::Seq);
         }
     }
 }

@@ -441,6 +441,7 @@ impl<'s> Lowering<'s> {
         for block in [vec_head, vec_body, tail_head, tail_body] {
             b.append_block_param(block, self.ptr);
         }
+        let needed = self.needed(pass);
         let zero = b.ins().iconst(self.ptr, 0);
         b.ins().jump(vec_head, &[BlockArg::Value(zero)]);
 
@@ -451,7 +452,7 @@ impl<'s> Lowering<'s> {
         b.ins().brif(more, vec_body, &[BlockArg::Value(col)], tail_head, &[BlockArg::Value(col)]);
         b.switch_to_block(vec_body);
         let col = b.block_params(vec_body)[0];
-        self.body(b, row, col, true, pass);
+        self.body(b, row, col, true, pass, &needed);
         let lanes = b.ins().iconst(self.ptr, self.lanes);
         let next = b.ins().iadd(col, lanes);
         b.ins().jump(vec_head, &[BlockArg::Value(next)]);
@@ -463,7 +464,7 @@ impl<'s> Lowering<'s> {
         b.ins().brif(more, tail_body, &[BlockArg::Value(col)], done, &[]);
         b.switch_to_block(tail_body);
         let col = b.block_params(tail_body)[0];
-        self.body(b, row, col, false, pass);
+        self.body(b, row, col, false, pass, &needed);
         let one = b.ins().iconst(self.ptr, 1);
         let next = b.ins().iadd(col, one);
         b.ins().jump(tail_head, &[BlockArg::Value(next)]);
@@ -515,14 +516,21 @@ impl<'s> Lowering<'s> {
         needed
     }
 
-    /// Loads, computes and stores one element (or one vector of elements) at `col` for `pass`.
-    fn body(&self, b: &mut FunctionBuilder, row: &Row, col: Value, vector: bool, pass: Pass) {
+    /// Loads, computes and stores one element (or one vector of elements) at `col` for `pass`,
+    /// evaluating the expressions `needed` marks.
+    fn body(
+        &self,
+        b: &mut FunctionBuilder,
+        row: &Row,
+        col: Value,
+        vector: bool,
+        pass: Pass,
+        needed: &[bool],
+    ) {
         let flags = MemFlagsData::trusted();
         let ty = if vector { self.vector } else { self.scalar };
         let size = b.ins().iconst(self.ptr, self.size);
         let col_bytes = b.ins().imul(col, size);
-        let _ = row.row;
-        let needed = self.needed(pass);
         let first_scratch = self.first_scratch();
         let mut values: Vec<Option<Value>> = Vec::with_capacity(self.spec.exprs.len());
         for (e, expr) in self.spec.exprs.iter().enumerate() {

@@ -100,6 +100,7 @@ impl<T: Scalar> Program<T> {
             buffer_of: memory.buffer_of,
             inputs: BoundInputs::new(&self.plan, batch),
             profile: None,
+            scratch: vec![Vec::new(); self.kernels.len()],
         };
         for (u, unit) in self.plan.units.iter().enumerate() {
             if unit.phase == Phase::Setup {
@@ -133,6 +134,8 @@ pub struct Session<T: Scalar> {
     inputs: BoundInputs,
     peak_bytes: usize,
     profile: Option<Profile>,
+    /// Per kernel, the scratch rows of its staged routines (grown on first use).
+    scratch: Vec<Vec<T>>,
 }
 
 /// Raw pointers handed to kernel threads.
@@ -250,7 +253,10 @@ impl<T: Scalar> Session<T> {
         let mut partials = vec![T::zero(); blocks.len() * sums * cols];
         // Staged routines work on one `cols`-long scratch row each, per block.
         let scratch_rows = self.program.scratch_rows[kernel];
-        let mut scratch = vec![T::zero(); blocks.len() * scratch_rows * cols];
+        let scratch = &mut self.scratch[kernel];
+        if scratch.len() < blocks.len() * scratch_rows * cols {
+            scratch.resize(blocks.len() * scratch_rows * cols, T::zero());
+        }
         let stored = args.len() - sums;
         let fixed: Vec<*mut u8> =
             args[..stored].iter().map(|a| self.buffers[self.buffer_of[a]].as_mut_ptr() as *mut u8).collect();

@@ -41,7 +41,7 @@ pub fn compare(
             .push(report.results.iter().map(|t| (t.what.to_string(), t.batch, t.median_ms)).collect());
         jax_rounds.push(run_script(&args)?);
     }
-    let median_of = |rounds: &[Vec<(String, usize, f64)>], what: &str, batch: usize| -> Option<Vec<f64>> {
+    let per_round_ms = |rounds: &[Vec<(String, usize, f64)>], what: &str, batch: usize| -> Option<Vec<f64>> {
         rounds.iter().map(|r| r.iter().find(|(w, b, _)| w == what && *b == batch).map(|t| t.2)).collect()
     };
     let mut out = format!(
@@ -56,7 +56,7 @@ pub fn compare(
     for &batch in batches {
         for (script_name, ours, form) in PAIRS {
             let (Some(natgrad), Some(jax)) =
-                (median_of(&natgrad_rounds, ours, batch), median_of(&jax_rounds, script_name, batch))
+                (per_round_ms(&natgrad_rounds, ours, batch), per_round_ms(&jax_rounds, script_name, batch))
             else {
                 continue;
             };
