@@ -30,6 +30,8 @@ struct Gemm<T> {
 // SAFETY: the blocks handed to workers write disjoint elements of `c` and only read `a` and
 // `b`, which outlive the scope the workers run in.
 unsafe impl<T: Send> Send for Gemm<T> {}
+// SAFETY: as above; a `Gemm` is a read-only description shared by the workers.
+unsafe impl<T: Sync> Sync for Gemm<T> {}
 
 impl<T: Scalar> Gemm<T> {
     /// Rows `start..end` of `c`.
@@ -135,7 +137,9 @@ type Split<T> = fn(Gemm<T>, usize, usize) -> Gemm<T>;
 /// for the weight gradients `hᵀδ` (inner extent the batch), which measured faster each
 /// (`scripts/gemm-compare`, docs/benchmarks.md). Blocks of sequential faer calls measured
 /// faster than faer's own parallel split on every Curves and section-7 shape (docs/benchmarks.md,
-/// issue 13 third pass). The choice depends on the shape alone, so results are reproducible.
+/// issue 13 third pass). Weight gradients with a long inner extent are split along it
+/// instead (see [`k_split`]; `partials` holds the other workers' parts). The choice depends
+/// on the shapes and the worker count alone, so results are reproducible.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul<T: Scalar>(
     pool: &ThreadPool,
@@ -146,6 +150,7 @@ pub fn matmul<T: Scalar>(
     b_shape: [usize; 2],
     tb: bool,
     out: &mut [T],
+    partials: &mut Vec<T>,
 ) {
     let (m, k) = if ta { (a_shape[1], a_shape[0]) } else { (a_shape[0], a_shape[1]) };
     let n = if tb { b_shape[0] } else { b_shape[1] };
@@ -182,14 +187,59 @@ pub fn matmul<T: Scalar>(
         run(gemm);
         return;
     }
+    if ta && k >= K_SPLIT_MIN * workers && (workers - 1) * m * n <= k * (m + n) {
+        k_split(pool, gemm, &mut out[..m * n], partials);
+        return;
+    }
     let (len, block) = if m >= n { (m, Gemm::rows as Split<T>) } else { (n, Gemm::cols as Split<T>) };
     let chunk = len.div_ceil(workers.min(len));
-    pool.scope(move |scope| {
-        for start in (0..len).step_by(chunk) {
-            let part = block(gemm, start, (start + chunk).min(len));
-            // Blocks are disjoint rows (or columns) of `out`; `a`, `b` and `out` outlive the
-            // scope.
-            scope.spawn(move |_| run(part));
+    // Blocks are disjoint rows (or columns) of `out`; `a`, `b` and `out` outlive the call.
+    crate::pool::for_each_block(pool, len.div_ceil(chunk), |i| {
+        run(block(gemm, i * chunk, ((i + 1) * chunk).min(len)))
+    });
+}
+
+/// Inner extent per worker below which a weight-gradient product is not split along it.
+const K_SPLIT_MIN: usize = 128;
+
+/// `out = aᵀ·b` (as `gemm` describes it, writing `out`) with the inner extent — the batch,
+/// for a weight gradient `hᵀδ` — split into one slice per worker: worker 0 writes `out`, the
+/// others their own `m × n` partial in `partials`, then the partials are added to `out` in
+/// blocks of rows. Each worker reads only its rows of both operands, which measured 3–5%
+/// faster on Curves' apply than splitting the output (docs/benchmarks.md, issue 13). The
+/// sum's order depends on the worker count alone, so results are reproducible.
+fn k_split<T: Scalar>(pool: &ThreadPool, gemm: Gemm<T>, out: &mut [T], partials: &mut Vec<T>) {
+    let workers = pool.current_num_threads();
+    let (m, k, n) = (gemm.m, gemm.k, gemm.n);
+    let size = m * n;
+    let chunk = k.div_ceil(workers);
+    let extra = k.div_ceil(chunk) - 1;
+    if partials.len() < extra * size {
+        partials.resize(extra * size, T::zero());
+    }
+    let base = partials.as_mut_ptr();
+    let parts: Vec<Gemm<T>> = (0..=extra)
+        .map(|w| Gemm {
+            k: chunk.min(k - w * chunk),
+            a: gemm.a.wrapping_offset((w * chunk) as isize * gemm.a_strides[1]),
+            b: gemm.b.wrapping_offset((w * chunk) as isize * gemm.b_strides[0]),
+            c: if w == 0 { out.as_mut_ptr() } else { base.wrapping_add((w - 1) * size) },
+            c_row_stride: n as isize,
+            ..gemm
+        })
+        .collect();
+    // SAFETY: each worker writes its own `m × n` target (`out` or a partial sized above) and
+    // reads its slice of the inner extent of `a` and `b`, inside the checked extents.
+    crate::pool::for_each_block(pool, parts.len(), |w| unsafe { parts[w].call() });
+    let partials = &partials[..extra * size];
+    let block = m.div_ceil(workers) * n;
+    pool.scope(|scope| {
+        for (i, out) in out.chunks_mut(block).enumerate() {
+            scope.spawn(move |_| {
+                for part in partials.chunks_exact(size) {
+                    out.iter_mut().zip(&part[i * block..]).for_each(|(o, &v)| *o = *o + v);
+                }
+            });
         }
     });
 }

@@ -30,3 +30,18 @@ pub fn shared(threads: usize) -> Result<Arc<ThreadPool>, Error> {
     pools.insert(threads, Arc::clone(&pool));
     Ok(pool)
 }
+
+/// Runs `work(block)` for every block in `0..blocks` on `pool`'s workers (on the calling
+/// thread when there is only one).
+pub fn for_each_block(pool: &ThreadPool, blocks: usize, work: impl Fn(usize) + Sync) {
+    match blocks {
+        0 => {}
+        1 => work(0),
+        n => pool.scope(|scope| {
+            for block in 0..n {
+                let work = &work;
+                scope.spawn(move |_| work(block));
+            }
+        }),
+    }
+}

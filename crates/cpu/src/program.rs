@@ -101,6 +101,7 @@ impl<T: Scalar> Program<T> {
             inputs: BoundInputs::new(&self.plan, batch),
             profile: None,
             scratch: vec![Vec::new(); self.kernels.len()],
+            gemm_partials: Vec::new(),
         };
         for (u, unit) in self.plan.units.iter().enumerate() {
             if unit.phase == Phase::Setup {
@@ -136,6 +137,8 @@ pub struct Session<T: Scalar> {
     profile: Option<Profile>,
     /// Per kernel, the scratch rows of its staged routines (grown on first use).
     scratch: Vec<Vec<T>>,
+    /// The other workers' partial products of weight gradients split along the batch.
+    gemm_partials: Vec<T>,
 }
 
 /// Raw pointers handed to kernel threads.
@@ -190,19 +193,24 @@ impl<T: Scalar> Session<T> {
             Work::Kernel { spec, shape, args } => {
                 self.run_kernel(program.kernel_of_unit[u].expect("kernel unit"), spec, shape, args)
             }
-            Work::MatMul { a, b, ta, tb } => self.with_output(out, |s, o| {
-                let (ad, bd) = (as_matrix(&s.dims(*a)), as_matrix(&s.dims(*b)));
-                host::matmul(
-                    &program.pool,
-                    s.value(*a),
-                    [ad[0], ad[1]],
-                    *ta,
-                    s.value(*b),
-                    [bd[0], bd[1]],
-                    *tb,
-                    o,
-                )
-            }),
+            Work::MatMul { a, b, ta, tb } => {
+                let mut partials = std::mem::take(&mut self.gemm_partials);
+                self.with_output(out, |s, o| {
+                    let (ad, bd) = (as_matrix(&s.dims(*a)), as_matrix(&s.dims(*b)));
+                    host::matmul(
+                        &program.pool,
+                        s.value(*a),
+                        [ad[0], ad[1]],
+                        *ta,
+                        s.value(*b),
+                        [bd[0], bd[1]],
+                        *tb,
+                        o,
+                        &mut partials,
+                    )
+                });
+                self.gemm_partials = partials;
+            }
             Work::Softmax { x, axis, log } => {
                 self.with_output(out, |s, o| host::softmax(s.value(*x), &s.dims(*x), *axis, *log, o))
             }
@@ -276,16 +284,7 @@ impl<T: Scalar> Session<T> {
             // `cols`-long rows of `partials` and `scratch`.
             unsafe { f(pointers[blk].as_ptr(), start, end, cols) }
         };
-        if blocks.len() <= 1 {
-            (0..blocks.len()).for_each(call);
-        } else {
-            self.program.pool.scope(|scope| {
-                for blk in 0..blocks.len() {
-                    let call = &call;
-                    scope.spawn(move |_| call(blk));
-                }
-            });
-        }
+        crate::pool::for_each_block(&self.program.pool, blocks.len(), call);
         for (k, sum) in spec.column_sums.iter().enumerate() {
             let scale = if sum.mean { T::one() / T::from_f64(rows as f64) } else { T::one() };
             let out = args[stored + k];

@@ -29,12 +29,17 @@ fn programs_run_on_the_requested_number_of_threads() {
 }
 
 #[test]
-fn gemms_split_by_rows_and_by_columns_match_the_interpreter() {
+fn gemms_split_by_rows_columns_and_inner_extent_match_the_interpreter() {
     // Tall (split by rows) and wide (split by columns) products, with transposes, large
-    // enough to be split across 3 workers.
-    for (m, k, n, ta, tb) in
-        [(301, 67, 29, false, false), (23, 71, 409, true, false), (97, 53, 211, false, true)]
-    {
+    // enough to be split across 3 workers; transposed-left ones with a long inner extent
+    // (weight gradients `hᵀδ`) split along it, unevenly.
+    for (m, k, n, ta, tb) in [
+        (301, 67, 29, false, false),
+        (23, 71, 409, true, false),
+        (97, 53, 211, false, true),
+        (37, 1001, 43, true, false),
+        (29, 997, 31, true, true),
+    ] {
         let b = Builder::new(DType::F64);
         let a_shape = if ta { [k, m] } else { [m, k] };
         let b_shape = if tb { [n, k] } else { [k, n] };
