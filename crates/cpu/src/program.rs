@@ -55,6 +55,7 @@ impl<T: Scalar> Program<T> {
                 T::DTYPE
             )));
         }
+        crate::slices::check_max_isa()?;
         let start = Instant::now();
         let mut jit = Jit::new(options.libm_math)?;
         let mut kernel_of_unit = Vec::new();

@@ -45,9 +45,55 @@ fn supported() -> Vec<Level> {
     levels
 }
 
+/// The environment variable that caps the level, as XLA's `--xla_cpu_max_isa` and oneDNN's
+/// `ONEDNN_MAX_CPU_ISA` do: `avx512`, `avx2` or `baseline`. Unset, the widest level the CPU
+/// has is used. Meant for measuring what a CPU without AVX-512 would see.
+pub const MAX_ISA_VARIABLE: &str = "NATGRAD_CPU_MAX_ISA";
+
+impl Level {
+    /// Wider levels rank higher.
+    fn rank(self) -> u8 {
+        match self {
+            Level::Avx512 => 2,
+            Level::Avx2 => 1,
+            Level::Baseline => 0,
+        }
+    }
+}
+
+/// The cap a value of [`MAX_ISA_VARIABLE`] asks for (`None`: no cap).
+fn parse_cap(value: Option<&str>) -> Result<Option<Level>, String> {
+    let Some(value) = value else { return Ok(None) };
+    match value.trim().to_ascii_lowercase().as_str() {
+        "avx512" | "avx-512" => Ok(Some(Level::Avx512)),
+        "avx2" => Ok(Some(Level::Avx2)),
+        "baseline" | "sse2" => Ok(Some(Level::Baseline)),
+        other => Err(format!("{MAX_ISA_VARIABLE}={other:?}: expected avx512, avx2 or baseline")),
+    }
+}
+
+fn cap_from_environment() -> Result<Option<Level>, String> {
+    let value = std::env::var(MAX_ISA_VARIABLE).ok();
+    parse_cap(value.as_deref())
+}
+
+/// Checks [`MAX_ISA_VARIABLE`] (compiling a program calls this, so a bad value is an error
+/// before any kernel runs).
+pub fn check_max_isa() -> Result<(), natgrad_lower::Error> {
+    cap_from_environment()
+        .map(|_| ())
+        .map_err(|message| natgrad_lower::Error::Backend { backend: "cpu", message })
+}
+
+/// The widest level the CPU has, within `cap`.
+fn widest(cap: Option<Level>) -> Level {
+    let within = |level: &Level| cap.is_none_or(|cap| level.rank() <= cap.rank());
+    supported().into_iter().find(within).unwrap_or(Level::Baseline)
+}
+
 fn level() -> Level {
     static LEVEL: OnceLock<Level> = OnceLock::new();
-    *LEVEL.get_or_init(|| supported()[0])
+    *LEVEL.get_or_init(|| widest(cap_from_environment().unwrap_or(None)))
 }
 
 /// A slice routine's ABI: `xs[i] = f(xs[i])` for the `len` values at `ptr`.
@@ -133,6 +179,20 @@ mod tests {
         points.extend((-40..=40).flat_map(|e| [10f64.powi(e), -(10f64.powi(e))]));
         points.extend([0.0, -0.0, 88.73, 709.8, -746.0, 1e-310, f64::NAN, f64::INFINITY, f64::NEG_INFINITY]);
         points
+    }
+
+    #[test]
+    fn the_level_cap_parses_and_caps() {
+        assert_eq!(parse_cap(None), Ok(None));
+        assert_eq!(parse_cap(Some("AVX2")), Ok(Some(Level::Avx2)));
+        assert_eq!(parse_cap(Some(" baseline ")), Ok(Some(Level::Baseline)));
+        assert_eq!(parse_cap(Some("avx512")), Ok(Some(Level::Avx512)));
+        let error = parse_cap(Some("avx9")).unwrap_err();
+        assert!(error.contains(MAX_ISA_VARIABLE) && error.contains("avx9"), "{error}");
+        assert_eq!(widest(Some(Level::Baseline)), Level::Baseline);
+        assert_eq!(widest(None), supported()[0]);
+        let avx2 = widest(Some(Level::Avx2));
+        assert!(avx2.rank() <= 1 && supported().contains(&avx2));
     }
 
     /// Every routine at every vector level this CPU has equals the host evaluation of the

@@ -284,7 +284,7 @@ impl Report {
 pub fn exp_routes(batch: usize, runs: usize) -> Result<String, Error> {
     use natgrad_ir::{Builder, DType, Shape};
     let mut out = format!(
-        "f32 math routes, batch {batch}, medians of {runs} runs (min–max); rows of 784 run the shared routines on slices (AVX-512, AVX2 or baseline: the widest this CPU has)\n"
+        "f32 math routes, batch {batch}, medians of {runs} runs (min–max); rows of 784 run the shared routines on slices (AVX-512, AVX2 or baseline: the widest this CPU has, capped by NATGRAD_CPU_MAX_ISA)\n"
     );
     let b = Builder::new(DType::F32);
     let x = b.input("x", Shape::batched(&[784]));
