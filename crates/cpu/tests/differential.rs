@@ -286,32 +286,6 @@ fn wide_rows_compute_their_routines_in_stages() {
     }
 }
 
-/// Random graphs from every op family (the autodiff tests' generator).
-fn step(selector: u8, x: &Expr, y: &Expr, w: &Expr, v: &Expr) -> Expr {
-    match selector % 20 {
-        0 => -x,
-        1 => x.tanh().exp(),
-        2 => (x.softplus() + 0.5).log(),
-        3 => (x.square() + 1.0).sqrt(),
-        4 => x.sigmoid().pow(1.5),
-        5 => x.relu(),
-        6 => x + y,
-        7 => x - y,
-        8 => x * y,
-        9 => x / &(y.square() + 1.0),
-        10 => x.maximum(y),
-        11 => x.matmul(w),
-        12 => x.matmul_t(w, false, true),
-        13 => x.softmax(1),
-        14 => x.log_softmax(1),
-        15 => x - &x.max(&[1], true),
-        16 => x * &x.mean(&[0], true),
-        17 => x.transpose(&[1, 0]).softmax(1).transpose(&[1, 0]),
-        18 => x + v,
-        _ => x.compare(Compare::Gt, y).select(x, y),
-    }
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
     #[test]
@@ -321,16 +295,7 @@ proptest! {
         double in any::<bool>(),
     ) {
         let dtype = if double { DType::F64 } else { DType::F32 };
-        let b = Builder::new(dtype);
-        let mut pool = vec![b.input("a", bx(5)), b.input("c", bx(5))];
-        let w = b.input("w", Shape::fixed(&[5, 5]));
-        let v = b.input("v", Shape::fixed(&[5]));
-        for (selector, i, j) in &steps {
-            let next = step(*selector, &pool[i % pool.len()], &pool[j % pool.len()], &w, &v);
-            pool.push(next);
-        }
-        let outputs: Vec<&Expr> = pool.iter().rev().take(2).collect();
-        let graph = b.finish(&outputs).unwrap();
+        let graph = natgrad_ir::random_graphs::graph(dtype, 5, &steps).unwrap();
         let label = format!("{steps:?}");
         if double { check::<f64>(&label, &graph, batch, 5, 1e-12) } else { check::<f32>(&label, &graph, batch, 5, 1e-5) }
     }

@@ -25,6 +25,11 @@ fn bad_session_calls_are_errors_that_name_the_input() {
     assert_eq!(message(session.run(0).unwrap_err()), "input 'x' was not set before running");
     session.set("x", &[0.0; 6]).unwrap();
     session.run(0).unwrap();
+    let host_vector = vec![1.0f64; 3];
+    assert_eq!(
+        message(session.set_from_device("v", &host_vector, 0, 3).unwrap_err()),
+        "this backend: no device vectors: use Session::set"
+    );
     assert_eq!(message(session.run(1).unwrap_err()), "input 'v' was not set before running");
     assert_eq!(message(session.run(2).unwrap_err()), "phase 2 out of range: the program has 2");
     session.set("v", &[1.0, 2.0, 3.0]).unwrap();

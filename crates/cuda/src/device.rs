@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use cudarc::driver::CudaContext;
+use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig, PushKernelArg};
 use natgrad_lower::Error;
 use natgrad_ptx::Arch;
 
@@ -43,4 +43,27 @@ pub fn open(ordinal: usize) -> Result<(Arc<CudaContext>, Arch), Error> {
         }
     };
     Ok((context, arch))
+}
+
+/// Launches `function` on `stream` with `blocks` blocks of `threads` threads and `u64`
+/// parameters `args`.
+///
+/// # Safety
+/// `args` must be the entry's parameter contract (natgrad-ptx documents each): device
+/// addresses of buffers holding every element the launch touches, then sizes and bits.
+pub(crate) unsafe fn launch(
+    stream: &Arc<CudaStream>,
+    function: &CudaFunction,
+    blocks: u32,
+    threads: u32,
+    args: &[u64],
+) -> Result<(), Error> {
+    let config = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (threads, 1, 1), shared_mem_bytes: 0 };
+    let mut builder = stream.launch_builder(function);
+    for arg in args {
+        builder.arg(arg);
+    }
+    // SAFETY: as the caller promised.
+    unsafe { builder.launch(config) }.map_err(|e| runtime("kernel launch", e))?;
+    Ok(())
 }

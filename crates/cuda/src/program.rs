@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cudarc::cublas::{CudaBlas, sys as blas};
-use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, DevicePtr, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, DevicePtr};
 use cudarc::nvrtc::Ptx;
 use natgrad_ir::{DType, NodeId, Scalar, Shape};
 use natgrad_lower::{
@@ -145,15 +145,46 @@ impl<T: Scalar> Executable<T> for Program<T> {
 }
 
 /// The bytes of a slice of f32 or f64.
-fn bytes_of<T: Scalar>(values: &[T]) -> &[u8] {
+pub(crate) fn bytes_of<T: Scalar>(values: &[T]) -> &[u8] {
     // SAFETY: `Scalar` is sealed to f32 and f64, plain data without padding.
     unsafe { std::slice::from_raw_parts(values.as_ptr().cast(), std::mem::size_of_val(values)) }
 }
 
 /// The bytes of a mutable slice of f32 or f64.
-fn bytes_of_mut<T: Scalar>(values: &mut [T]) -> &mut [u8] {
+pub(crate) fn bytes_of_mut<T: Scalar>(values: &mut [T]) -> &mut [u8] {
     // SAFETY: as above; every bit pattern is a valid f32 / f64.
     unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast(), std::mem::size_of_val(values)) }
+}
+
+/// `vector` as a device vector of `T`, or an error naming `what` was given instead.
+fn device_vector<V>(vector: Option<V>, what: &str) -> Result<V, Error> {
+    vector.ok_or_else(|| Error::Backend {
+        backend: "cuda",
+        message: format!("{what}: the vector is not a natgrad_cuda::DeviceVector of this element type"),
+    })
+}
+
+/// The bytes of elements `offset..offset + len` of `vector`, after checking that they exist
+/// (and that the vector was allocated).
+fn element_range<T: Scalar>(
+    vector: &crate::vectors::DeviceVector<T>,
+    offset: usize,
+    len: usize,
+) -> Result<std::ops::Range<usize>, Error> {
+    let fits = offset.checked_add(len).is_some_and(|end| end <= vector.len());
+    if !fits || vector.bytes().is_none() {
+        return Err(Error::Backend {
+            backend: "cuda",
+            message: format!(
+                "elements {offset}..{} of a device vector of {} elements{}",
+                offset.saturating_add(len),
+                vector.len(),
+                if vector.bytes().is_none() { " whose allocation failed" } else { "" }
+            ),
+        });
+    }
+    let size = std::mem::size_of::<T>();
+    Ok(offset * size..(offset + len) * size)
 }
 
 /// Row-major strides of `dims`.
@@ -205,15 +236,9 @@ impl<T: Scalar> Session<T> {
             return Ok(());
         }
         let blocks = total.div_ceil(BLOCK as usize).min(1 << 20) as u32;
-        let config = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 };
-        let mut launch = self.program.stream.launch_builder(function);
-        for arg in args {
-            launch.arg(arg);
-        }
         // SAFETY: the parameters are the entry's contract (natgrad-ptx documents each kind):
         // device addresses of buffers sized by the memory plan for this batch, then sizes.
-        unsafe { launch.launch(config) }.map_err(|e| runtime("kernel launch", e))?;
-        Ok(())
+        unsafe { crate::device::launch(&self.program.stream, function, blocks, BLOCK, args) }
     }
 
     fn function(&self, u: usize) -> &CudaFunction {
@@ -448,6 +473,43 @@ impl<T: Scalar> natgrad_lower::Session<T> for Session<T> {
         let view = self.buffers[b].slice(..bytes.len());
         self.program.stream.memcpy_dtoh(&view, bytes).map_err(|e| runtime("copy from the device", e))?;
         self.program.stream.synchronize().map_err(|e| runtime("synchronize", e))
+    }
+
+    fn set_from_device(
+        &mut self,
+        name: &str,
+        vector: &dyn std::any::Any,
+        offset: usize,
+        len: usize,
+    ) -> Result<(), Error> {
+        let vector =
+            device_vector(vector.downcast_ref::<crate::vectors::DeviceVector<T>>(), "set_from_device")?;
+        let source = element_range::<T>(vector, offset, len)?;
+        let program = Arc::clone(&self.program);
+        if let Some(node) = self.inputs.set(&program.plan, name, len)?
+            && let Some(&b) = self.buffer_of.get(&node)
+        {
+            let bytes = vector.bytes().expect("checked by element_range").slice(source);
+            let mut target = self.buffers[b].slice_mut(..bytes.len());
+            program.stream.memcpy_dtod(&bytes, &mut target).map_err(|e| runtime("copy on the device", e))?;
+        }
+        Ok(())
+    }
+
+    fn read_to_device(
+        &self,
+        index: usize,
+        vector: &mut dyn std::any::Any,
+        offset: usize,
+        len: usize,
+    ) -> Result<(), Error> {
+        let node = self.inputs.output(self.plan(), index, len)?;
+        let vector =
+            device_vector(vector.downcast_mut::<crate::vectors::DeviceVector<T>>(), "read_to_device")?;
+        let target = element_range::<T>(vector, offset, len)?;
+        let source = self.buffers[self.buffer_of[&node]].slice(..target.len());
+        let mut target = vector.bytes_mut().expect("checked by element_range").slice_mut(target);
+        self.program.stream.memcpy_dtod(&source, &mut target).map_err(|e| runtime("copy on the device", e))
     }
 
     fn set_profiling(&mut self, on: bool) {

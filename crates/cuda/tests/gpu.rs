@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use natgrad_cuda::{Cuda, device};
 use natgrad_ir::nn::{self, Activation};
-use natgrad_ir::{Bindings, Builder, DType, Graph, Op, Scalar, Shape, Tensor, eval};
+use natgrad_ir::{Bindings, Builder, Compare, DType, Dim, Graph, Op, Scalar, Shape, Tensor, eval};
 use natgrad_lower::{Backend, CompileOptions, Executable, Partition, Plan};
 use rand::{Rng, SeedableRng};
 
@@ -90,6 +90,90 @@ fn elementwise_host_steps_and_gemms_match_the_interpreter() {
     }
 }
 
+/// Every op family of the IR, in one graph: each unary op (NaN where the interpreter gives
+/// NaN), each binary op, each comparison through select, softmax and log-softmax over both
+/// axes, all four transpose combinations of GEMM, materialised broadcasts, reshapes, 3-D
+/// transposes, sums / means / maxima over leading, trailing and middle axes, the batch size.
+#[test]
+fn every_op_matches_the_interpreter() {
+    for (dtype, tol) in [(DType::F64, 1e-10), (DType::F32, 1e-4)] {
+        let b = Builder::new(dtype);
+        let x = b.input("x", Shape::batched(&[11]));
+        let y = b.input("y", Shape::batched(&[11]));
+        let w = b.input("w", Shape::fixed(&[11, 11]));
+        let column = b.input("column", Shape(vec![Dim::Batch, Dim::Fixed(1)]));
+        let cube = b.input("cube", Shape(vec![Dim::Batch, Dim::Fixed(3), Dim::Fixed(5)]));
+        let mut outputs = vec![
+            -&x,
+            x.exp(),
+            x.log(),
+            x.log1p(),
+            x.sqrt(),
+            x.square(),
+            x.pow(1.5),
+            x.pow(-2.0),
+            x.sigmoid(),
+            x.tanh(),
+            x.relu(),
+            x.softplus(),
+            &x + &y,
+            &x - &y,
+            &x * &y,
+            &x / &y,
+            x.maximum(&y),
+            x.softmax(0),
+            x.log_softmax(0),
+            x.softmax(1),
+            x.log_softmax(1),
+            x.matmul(&w),
+            x.matmul_t(&w, false, true),
+            x.matmul_t(&y, true, false),
+            w.matmul_t(&x, true, true),
+            column.broadcast_to(Shape(vec![Dim::Batch, Dim::Fixed(11)])),
+            &x * &column,
+            x.reshape(Shape(vec![Dim::Batch, Dim::Fixed(11), Dim::Fixed(1)])).sum(&[2], false),
+            cube.transpose(&[2, 0, 1]),
+            cube.sum(&[0], false),
+            cube.mean(&[1], true),
+            cube.max(&[2], false),
+            cube.sum(&[0, 2], false),
+            cube.max(&[0, 1, 2], false),
+            &x * &b.batch_size(),
+        ];
+        for cmp in [Compare::Lt, Compare::Le, Compare::Gt, Compare::Ge, Compare::Eq, Compare::Ne] {
+            outputs.push(x.compare(cmp, &y.relu()).select(&x, &y));
+        }
+        let graph = b.finish(&outputs.iter().collect::<Vec<_>>()).unwrap();
+        for batch in [1, 5, 300] {
+            match dtype {
+                DType::F64 => check::<f64>("every op f64", &graph, batch, tol),
+                DType::F32 => check::<f32>("every op f32", &graph, batch, tol),
+            }
+        }
+    }
+}
+
+/// 48 random graphs of every op family (`natgrad_ir::random_graphs`, the CPU differential
+/// tests' generator; the same seeds' PTX is assembled by ptxas in CI), f64 and f32
+/// alternately, at small and multi-block batches.
+#[test]
+fn random_graphs_match_the_interpreter() {
+    for seed in 0..48u64 {
+        let steps = natgrad_ir::random_graphs::seeded_steps(seed);
+        let case = seed as usize;
+        let width = if case % 4 == 3 { 37 } else { 5 };
+        let batch = [1, 3, 5, 300][case % 4];
+        let label = format!("random graph {seed}: {steps:?}, width {width}, batch {batch}");
+        if case.is_multiple_of(2) {
+            let graph = natgrad_ir::random_graphs::graph(DType::F64, width, &steps).unwrap();
+            check::<f64>(&label, &graph, batch, 1e-10);
+        } else {
+            let graph = natgrad_ir::random_graphs::graph(DType::F32, width, &steps).unwrap();
+            check::<f32>(&label, &graph, batch, 1e-4);
+        }
+    }
+}
+
 /// im2col and col2im (stride, padding, odd sizes) and a sigmoid convolution layer.
 #[test]
 fn convolution_patches_match_the_interpreter() {
@@ -125,12 +209,24 @@ fn convolution_patches_match_the_interpreter() {
 #[test]
 fn the_fisher_product_matches_the_cpu_backend() {
     let model = nn::mlp(&[20, 16, 10], &[Activation::Tanh, Activation::Softmax], DType::F64).unwrap();
-    let product = natgrad_autodiff::fisher_product(&model).unwrap();
+    fisher_products_agree(&model, 64);
+}
+
+/// The Curves autoencoder's Gauss-Newton product (784-400-…-6-…-784, sigmoid layers,
+/// sigmoid cross-entropy outputs), f64, on the GPU and on the CPU backend.
+#[test]
+fn the_curves_fisher_product_matches_the_cpu_backend() {
+    fisher_products_agree(&nn::autoencoder(&nn::CURVES_ENCODER, DType::F64).unwrap(), 100);
+}
+
+/// Prepare and apply `model`'s Fisher product on both backends with the same random inputs
+/// (every leaf of both phases); the products agree within 1e-10 of their largest value.
+fn fisher_products_agree(model: &natgrad_ir::Model, batch: usize) {
+    let product = natgrad_autodiff::fisher_product(model).unwrap();
     let partition = Partition::new(product.phases());
     let Some(gpu) = gpu_or_skip::<f64>(&product.graph, &partition) else { return };
     let plan = Arc::new(Plan::build(&product.graph, &partition, DType::F64, true).unwrap());
     let cpu = Backend::<f64>::compile(&natgrad_cpu::Cpu, plan, &CompileOptions::default()).unwrap();
-    let batch = 64;
     let mut results = Vec::new();
     for program in [gpu, cpu] {
         let mut session = Arc::clone(&program).session(batch).unwrap();
@@ -158,4 +254,95 @@ fn the_fisher_product_matches_the_cpu_backend() {
     for (g, c) in results[0].iter().zip(&results[1]) {
         assert!((g - c).abs() <= 1e-10 * scale, "GPU {g} vs CPU {c}");
     }
+}
+
+/// `(G + λI) x = b` for a softmax MLP's Fisher product, 25 CG iterations with every vector
+/// on the device (`CudaVectors`; the product's tangent inputs and results copied device to
+/// device), against the same solve on the CPU backend with host vectors: the same
+/// iterations, and x within 1e-8 of its largest element (f64; the dots add in another order).
+#[test]
+fn a_cg_solve_on_the_device_matches_the_cpu() {
+    use natgrad_cuda::{CudaVectors, DeviceVector};
+    use natgrad_optim::{CgOptions, HostOf, VectorOps, cg};
+
+    let model = nn::mlp(&[20, 16, 10], &[Activation::Tanh, Activation::Softmax], DType::F64).unwrap();
+    let product = natgrad_autodiff::fisher_product(&model).unwrap();
+    let partition = Partition::new(product.phases());
+    let Some(gpu) = gpu_or_skip::<f64>(&product.graph, &partition) else { return };
+    let plan = Arc::new(Plan::build(&product.graph, &partition, DType::F64, true).unwrap());
+    let cpu = Backend::<f64>::compile(&natgrad_cpu::Cpu, plan, &CompileOptions::default()).unwrap();
+    let (batch, damping) = (64, 0.1);
+    let names = product.vector_names();
+    let lengths: Vec<usize> = names.iter().map(|n| cpu.plan().leaves[n].shape.num_elements(batch)).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let mut random = |len: usize| -> Vec<f64> { (0..len).map(|_| rng.random_range(-1.0..1.0)).collect() };
+    let forward: Vec<(String, Vec<f64>)> = product.phases()[0]
+        .iter()
+        .map(|name| (name.clone(), random(cpu.plan().leaves[name].shape.num_elements(batch))))
+        .collect();
+    let b = random(lengths.iter().sum());
+    let options = CgOptions { max_iterations: 25, tolerance: 0.0, progress: None, save_at: Vec::new() };
+    let prepared = |program: &Arc<dyn Executable<f64>>| {
+        let mut session = Arc::clone(program).session(batch).unwrap();
+        for (name, values) in &forward {
+            session.set(name, values).unwrap();
+        }
+        session.run(0).unwrap();
+        session
+    };
+
+    let vectors = CudaVectors::<f64>::new(0).unwrap();
+    let mut session = prepared(&gpu);
+    let mut on_device =
+        |v: &DeviceVector<f64>, out: &mut DeviceVector<f64>| -> Result<(), natgrad_optim::OpError> {
+            let mut offset = 0;
+            for (name, &len) in names.iter().zip(&lengths) {
+                session.set_from_device(name, v, offset, len)?;
+                offset += len;
+            }
+            session.run(1)?;
+            offset = 0;
+            for (i, &len) in lengths.iter().enumerate() {
+                session.read_to_device(i, out, offset, len)?;
+                offset += len;
+            }
+            vectors.axpy(damping, v, out);
+            Ok(vectors.check()?)
+        };
+    let device = cg(&vectors, &mut on_device, &vectors.upload(&b), None, None, &options).unwrap();
+    let x_device = vectors.download(&device.x).unwrap();
+
+    let host = HostOf::<f64>::new();
+    let mut session = prepared(&cpu);
+    let mut on_host = |v: &Vec<f64>, out: &mut Vec<f64>| -> Result<(), natgrad_optim::OpError> {
+        let mut offset = 0;
+        for (name, &len) in names.iter().zip(&lengths) {
+            session.set(name, &v[offset..offset + len])?;
+            offset += len;
+        }
+        session.run(1)?;
+        offset = 0;
+        for (i, &len) in lengths.iter().enumerate() {
+            session.read(i, &mut out[offset..offset + len])?;
+            offset += len;
+        }
+        host.axpy(damping, v, out);
+        Ok(())
+    };
+    let on_cpu = cg(&host, &mut on_host, &b, None, None, &options).unwrap();
+
+    assert_eq!(device.iterations, on_cpu.iterations);
+    assert_eq!(device.flag, on_cpu.flag);
+    let scale = on_cpu.x.iter().fold(1e-300f64, |m, v| m.max(v.abs()));
+    for (i, (g, c)) in x_device.iter().zip(&on_cpu.x).enumerate() {
+        assert!((g - c).abs() <= 1e-8 * scale, "x[{i}]: device {g}, CPU {c}");
+    }
+    let residual =
+        |r: f64| (r - on_cpu.relative_residual).abs() <= 1e-6 * on_cpu.relative_residual.max(1e-12);
+    assert!(
+        residual(device.relative_residual),
+        "{} vs {}",
+        device.relative_residual,
+        on_cpu.relative_residual
+    );
 }

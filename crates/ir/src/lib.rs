@@ -18,6 +18,7 @@
 //! | [`expr`] | the DSL: `Builder` and `Expr` with operator overloading |
 //! | [`model`], [`nn`] | `Model` (roles: input, targets, output, loss, param layout) and layer helpers |
 //! | [`tensor`], [`interp`] | host tensors and the reference interpreter (the numeric oracle) |
+//! | [`random_graphs`] | random graphs of every op family, for the backends' differential tests |
 
 #![warn(missing_docs)]
 
@@ -31,6 +32,7 @@ pub mod interp;
 pub mod model;
 pub mod nn;
 pub mod op;
+pub mod random_graphs;
 pub mod shape;
 pub mod tensor;
 pub mod text;

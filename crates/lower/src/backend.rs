@@ -134,6 +134,34 @@ pub trait Session<T: Scalar>: Send {
     /// length must be the output's.
     fn read(&self, index: usize, out: &mut [T]) -> Result<(), Error>;
 
+    /// Copies elements `offset..offset + len` of `vector` — a vector in this backend's device
+    /// memory (for the CUDA backend, its `DeviceVector<T>` on the same GPU) —
+    /// into input `name`, after checking `len` as [`Session::set`] does. A backend without
+    /// device vectors, a vector of another type or a range outside it is an error.
+    fn set_from_device(
+        &mut self,
+        name: &str,
+        vector: &dyn std::any::Any,
+        offset: usize,
+        len: usize,
+    ) -> Result<(), Error> {
+        let _ = (name, vector, offset, len);
+        Err(Error::Backend { backend: "this", message: "no device vectors: use Session::set".into() })
+    }
+
+    /// Copies output `index` into elements `offset..offset + len` of `vector` (a device
+    /// vector as for [`Session::set_from_device`]); `len` must be the output's length.
+    fn read_to_device(
+        &self,
+        index: usize,
+        vector: &mut dyn std::any::Any,
+        offset: usize,
+        len: usize,
+    ) -> Result<(), Error> {
+        let _ = (index, vector, offset, len);
+        Err(Error::Backend { backend: "this", message: "no device vectors: use Session::read".into() })
+    }
+
     /// Starts (or stops) accumulating time per kind of work.
     fn set_profiling(&mut self, on: bool);
 

@@ -8,6 +8,7 @@
 //! | [`func`] | a math routine of `natgrad_lower::math` as a PTX `.func` |
 //! | [`host`] | the plan's other steps: softmax rows, strided gathers (transposes, broadcasts), reductions |
 //! | [`patches`] | convolution patches: im2col (a gather with padding) and col2im (a sum per pixel) |
+//! | [`vectors`] | the optimizers' vector operations on device buffers (axpy, dot, …), one module per element type |
 //!
 //! GEMMs are not emitted: they go to cuBLAS. Constants and the batch size are written by
 //! the runtime when it allocates a batch size's buffers.
@@ -19,6 +20,7 @@ pub mod host;
 pub mod kernel;
 pub mod patches;
 mod text;
+pub mod vectors;
 
 use natgrad_lower::{Plan, Work};
 

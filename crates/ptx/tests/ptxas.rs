@@ -1,4 +1,5 @@
-//! Every kernel of the Curves Fisher product, gradient and loss, f32 and f64, assembled by
+//! Every kernel of the Curves Fisher product, gradient and loss (and of the other plans and
+//! the vector module below), f32 and f64, assembled by
 //! `ptxas` for sm_80 and sm_90. `ptxas` comes from `NATGRAD_PTXAS`, else `.venv-ptx` at the
 //! workspace root (where `.ci/run` installs it), else `PATH`; without one the test says it
 //! was skipped and why.
@@ -29,7 +30,8 @@ fn ptxas() -> Option<PathBuf> {
 /// The Fisher product, gradient and loss of the Curves autoencoder, of a softmax MLP
 /// (softmax rows, log-softmax) and of the section-7 convolutional network (im2col), and a
 /// graph of the remaining host steps (transposes, materialised broadcasts, max and mean
-/// reductions over inner and outer axes, im2col and col2im with padding).
+/// reductions over inner and outer axes, im2col and col2im with padding), and the GPU tests'
+/// 48 seeded random graphs.
 fn plans<T: Scalar>() -> Vec<(String, Plan)> {
     let mut curves = natgrad_ir::nn::curves_autoencoder();
     if T::DTYPE == DType::F64 {
@@ -73,7 +75,31 @@ fn plans<T: Scalar>() -> Vec<(String, Plan)> {
         ])
         .unwrap();
     out.push(("host_steps".to_string(), plan(&graph, &Partition::single())));
+    for seed in 0..48u64 {
+        let width = if seed % 4 == 3 { 37 } else { 5 };
+        let steps = natgrad_ir::random_graphs::seeded_steps(seed);
+        let graph = natgrad_ir::random_graphs::graph(T::DTYPE, width, &steps).unwrap();
+        out.push((format!("random_{seed}"), plan(&graph, &Partition::single())));
+    }
     out
+}
+
+/// Assembles `text` (written to `dir/file`) for `arch`; panics with ptxas's log if it fails.
+fn assemble(ptxas: &Path, dir: &Path, file: &str, text: &str, arch: Arch) {
+    let path = dir.join(file);
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(ptxas)
+        .args(["-arch", arch.target(), "-O3", "-o"])
+        .arg(dir.join("out.cubin"))
+        .arg(&path)
+        .output()
+        .expect("run ptxas");
+    assert!(
+        out.status.success(),
+        "ptxas rejected {}:\n{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -90,22 +116,17 @@ fn every_curves_kernel_assembles_with_ptxas() {
             for arch in [Arch::Sm80, Arch::Sm90] {
                 let module = module(&plan, arch);
                 assert!(!module.kernels.is_empty(), "{what} {dtype} has kernels");
-                let file = dir.join(format!("{what}_{dtype}_{}.ptx", arch.target()));
-                std::fs::write(&file, &module.text).unwrap();
-                let out = Command::new(&ptxas)
-                    .args(["-arch", arch.target(), "-O3", "-o"])
-                    .arg(dir.join("out.cubin"))
-                    .arg(&file)
-                    .output()
-                    .expect("run ptxas");
-                assert!(
-                    out.status.success(),
-                    "ptxas rejected {}:\n{}",
-                    file.display(),
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                assemble(&ptxas, &dir, &format!("{what}_{dtype}_{}.ptx", arch.target()), &module.text, arch);
                 assembled += module.kernels.len();
             }
+        }
+    }
+    // The optimizers' vector operations (one module per element type).
+    for dtype in [DType::F32, DType::F64] {
+        for arch in [Arch::Sm80, Arch::Sm90] {
+            let text = natgrad_ptx::vectors::module(dtype, arch);
+            assemble(&ptxas, &dir, &format!("vectors_{dtype}_{}.ptx", arch.target()), &text, arch);
+            assembled += text.matches(".entry").count();
         }
     }
     eprintln!("ptxas assembled {assembled} kernels");

@@ -1,6 +1,7 @@
 //! The PTX of representative kernels, pinned: a sigmoid layer's forward kernel, a bias
 //! gradient's column sum, a small MLP's Fisher product (tangent and backward kernels),
-//! softmax rows, convolution patches (im2col and col2im), and the f32 exp routine. `ptxas` checks the whole Curves modules (tests/ptxas.rs).
+//! softmax rows, convolution patches (im2col and col2im), the f32 exp routine and the
+//! optimizers' vector operations. `ptxas` checks the whole Curves modules (tests/ptxas.rs).
 
 use natgrad_ir::nn::{self, Activation};
 use natgrad_ir::{Builder, DType, Graph, Shape};
@@ -66,4 +67,11 @@ fn convolution_patches_f32() {
         natgrad_ptx::patches::col2im("col2im", DType::F32)
     );
     snapshot("ptx_patches_f32", &text);
+}
+
+#[test]
+fn optimizer_vector_operations_f32() {
+    let text = natgrad_ptx::vectors::module(DType::F32, Arch::Sm90);
+    let entries = text.find(".visible .entry").expect("the module has entries");
+    snapshot("ptx_vectors_f32", &text[entries..]);
 }
