@@ -205,8 +205,9 @@ const K_SPLIT_MIN: usize = 128;
 /// `out = aᵀ·b` (as `gemm` describes it, writing `out`) with the inner extent — the batch,
 /// for a weight gradient `hᵀδ` — split into one slice per worker: worker 0 writes `out`, the
 /// others their own `m × n` partial in `partials`, then the partials are added to `out` in
-/// blocks of rows. Each worker reads only its rows of both operands, which measured 3–5%
-/// faster on Curves' apply than splitting the output (docs/benchmarks.md, issue 13). The
+/// blocks of rows. Each worker reads only its rows of both operands: Curves' apply got 0–3%
+/// faster at batch 1000 and 3.5–5% at 5000 than with the output split (docs/benchmarks.md,
+/// issue 13 fourth pass). The
 /// sum's order depends on the worker count alone, so results are reproducible.
 fn k_split<T: Scalar>(pool: &ThreadPool, gemm: Gemm<T>, out: &mut [T], partials: &mut Vec<T>) {
     let workers = pool.current_num_threads();

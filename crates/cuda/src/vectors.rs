@@ -92,6 +92,9 @@ impl<T: Scalar> CudaVectors<T> {
     /// programs use too, so products and vector operations stay in order).
     pub fn new(ordinal: usize) -> Result<CudaVectors<T>, Error> {
         let (context, arch) = open(ordinal)?;
+        // As the programs do: one stream, so cudarc's event tracking is not needed.
+        // SAFETY: called before any allocation or launch on this context object.
+        unsafe { context.disable_event_tracking() };
         let stream = context.default_stream();
         let module = context
             .load_module(Ptx::from_src(natgrad_ptx::vectors::module(T::DTYPE, arch)))
@@ -134,7 +137,8 @@ impl<T: Scalar> CudaVectors<T> {
 
     /// A vector of `len` zeros.
     pub fn zeros(&self, len: usize) -> DeviceVector<T> {
-        let bytes = self.inner.stream.alloc_zeros::<u8>(len * std::mem::size_of::<T>());
+        // At least one element: CUDA refuses empty allocations.
+        let bytes = self.inner.stream.alloc_zeros::<u8>(len.max(1) * std::mem::size_of::<T>());
         let bytes = self.keep(bytes.map_err(|e| runtime("allocating a device vector", e)));
         DeviceVector { bytes, len, _marker: std::marker::PhantomData }
     }
@@ -154,8 +158,9 @@ impl<T: Scalar> CudaVectors<T> {
         let mut values = vec![T::zero(); vector.len];
         if let Some(bytes) = &vector.bytes {
             let stream = &self.inner.stream;
+            let target = crate::program::bytes_of_mut(&mut values);
             stream
-                .memcpy_dtoh(bytes, crate::program::bytes_of_mut(&mut values))
+                .memcpy_dtoh(&bytes.slice(..target.len()), target)
                 .map_err(|e| runtime("copy from the device", e))?;
             stream.synchronize().map_err(|e| runtime("synchronize", e))?;
         }
