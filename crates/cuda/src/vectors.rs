@@ -14,7 +14,7 @@ use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, DevicePtr};
 use cudarc::nvrtc::Ptx;
 use natgrad_ir::Scalar;
 use natgrad_lower::Error;
-use natgrad_optim::VectorOps;
+use natgrad_optim::{OpError, Transfer, VectorOps};
 use natgrad_ptx::vectors::DOT_BLOCK;
 
 use crate::device::{open, runtime};
@@ -321,5 +321,27 @@ impl<T: Scalar> VectorOps for CudaVectors<T> {
     fn vector_from_f64(&self, values: &[f64]) -> DeviceVector<T> {
         let values: Vec<T> = values.iter().map(|&v| T::from_f64(v)).collect();
         self.upload(&values)
+    }
+}
+
+impl<T: Scalar> Transfer<T> for CudaVectors<T> {
+    fn upload(&self, values: &[T]) -> DeviceVector<T> {
+        CudaVectors::upload(self, values)
+    }
+
+    fn download(&self, x: &DeviceVector<T>) -> Result<Vec<T>, OpError> {
+        Ok(CudaVectors::download(self, x)?)
+    }
+
+    fn write(&self, values: &[T], x: &mut DeviceVector<T>) -> Result<(), OpError> {
+        if values.len() != x.len {
+            return Err(format!("writing {} values into a device vector of {}", values.len(), x.len).into());
+        }
+        if let Some(bytes) = x.bytes.as_mut() {
+            let target = crate::program::bytes_of(values);
+            let mut view = bytes.slice_mut(..target.len());
+            self.inner.stream.memcpy_htod(target, &mut view).map_err(|e| runtime("copy to the device", e))?;
+        }
+        Ok(self.check()?)
     }
 }

@@ -90,6 +90,37 @@ pub fn compile_cache() -> &'static Mutex<CompileCache> {
     &CACHE
 }
 
+/// Work to run with a GPU's optimizer vectors ([`with_device_vectors`]): generic over the
+/// vector backend, so the caller never names it.
+pub trait DeviceWork<T: Scalar> {
+    /// What the work returns.
+    type Output;
+    /// Runs with `ops`, the device's vector operations.
+    fn run<O>(self, ops: O) -> Self::Output
+    where
+        O: natgrad_optim::Transfer<T> + Clone + 'static,
+        <O as natgrad_optim::VectorOps>::Vector: std::any::Any;
+}
+
+/// Runs `work` with the optimizer vectors of GPU `device` (the CUDA backend's device
+/// vectors). With [`backend`], the only place naming a backend type. The CPU has no device
+/// vectors (its problems use host vectors directly): asking for them is an error.
+pub fn with_device_vectors<T: Scalar, W: DeviceWork<T>>(device: Device, work: W) -> Result<W::Output, Error> {
+    match device {
+        #[cfg(feature = "cuda")]
+        Device::Cuda(ordinal) => Ok(work.run(natgrad_cuda::CudaVectors::<T>::new(ordinal)?)),
+        _ => {
+            let _ = work;
+            Err(natgrad_lower::Error::Device {
+                device: device.to_string(),
+                why: "no device vectors here (the CPU uses host vectors; a GPU needs a build with --features cuda)"
+                    .into(),
+            }
+            .into())
+        }
+    }
+}
+
 /// The backend of `device`: the one place that names a backend type.
 fn backend<T: Scalar>(device: Device) -> Result<Box<dyn Backend<T>>, Error> {
     match device {
@@ -312,6 +343,27 @@ impl<T: Scalar> FisherProduct<T> {
         if damping != 0.0 {
             let lambda = T::from_f64(damping);
             gv.iter_mut().zip(v).for_each(|(g, &vi)| *g = *g + lambda * vi);
+        }
+        Ok(())
+    }
+
+    /// `gv = G v` with `v` and `gv` in the device's memory (vectors of the backend's own
+    /// type, e.g. the CUDA backend's device vectors of this product's length): the tangent
+    /// inputs and the results are copied on the device, nothing goes through the host. The
+    /// CPU backend has no device vectors (an error: use [`FisherProduct::apply`]).
+    pub fn apply_on_device(
+        &mut self,
+        v: &dyn std::any::Any,
+        gv: &mut dyn std::any::Any,
+    ) -> Result<(), Error> {
+        let batch = self.prepared.ok_or(Error::NotPrepared)?;
+        let session = self.sessions.get(batch)?;
+        for (slot, name) in self.layout.slots().iter().zip(&self.vector_names) {
+            session.set_from_device(name, v, slot.offset, slot.len())?;
+        }
+        session.run(1)?;
+        for (i, slot) in self.layout.slots().iter().enumerate() {
+            session.read_to_device(i, gv, slot.offset, slot.len())?;
         }
         Ok(())
     }

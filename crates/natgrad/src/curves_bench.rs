@@ -13,12 +13,17 @@ use indicatif::{ProgressBar, ProgressStyle};
 use natgrad_data::{Curves, CurvesOptions, Dataset};
 use natgrad_dist::{Communicator, Solo};
 use natgrad_optim::{
-    Conjugacy, Damping, HessianFree, Ncg, Ngd, Optimizer, SecondOrder, Sgd, Solver, StepSize, StopWhen, train,
+    Conjugacy, Damping, HessianFree, Ncg, Ngd, Optimizer, Problem, SecondOrder, Sgd, Solver, StepSize,
+    StopWhen, Transfer, VectorOps, train,
 };
+
+/// The vector type of problem `P`.
+type Vector<P> = <<P as Problem>::Ops as VectorOps>::Vector;
 
 use natgrad_ir::{Model, ParamLayout};
 
-use crate::compile::{CompileOptions, MetricKind, ReconstructionError, compile_reconstruction_error};
+use crate::compile::{CompileOptions, Device, MetricKind, ReconstructionError, compile_reconstruction_error};
+use crate::device_problem::DeviceProblem;
 use crate::plot::{Series, figure};
 use crate::training::{Batching, MetricSource, ModelProblem, sparse_init};
 
@@ -314,11 +319,14 @@ pub fn initial_parameters(init: Option<&Path>, layout: &ParamLayout, seed: u64) 
 }
 
 /// Optimizer and batching of a method.
-pub(crate) fn setup(
+pub(crate) fn setup<P: Problem>(
     method: Method,
     settings: &MethodSettings,
     seed: u64,
-) -> (Box<dyn Optimizer<ModelProblem<f32>>>, Batching) {
+) -> (Box<dyn Optimizer<P>>, Batching)
+where
+    Vector<P>: 'static,
+{
     let second = SecondOrder {
         solver: settings.solver,
         max_solver_iterations: settings.solver_iterations,
@@ -333,13 +341,13 @@ pub(crate) fn setup(
         metric_kind: MetricKind::Fisher,
         in_order: false,
     };
-    let optimizer: Box<dyn Optimizer<ModelProblem<f32>>> = match method {
-        Method::Ngd => Box::new(Ngd::<Vec<f32>>::new(second, StepSize::Fixed(settings.learning_rate))),
-        Method::NgdL => Box::new(Ngd::<Vec<f32>>::new(second, StepSize::LineSearch)),
-        Method::NcgL => Box::new(Ncg::<Vec<f32>>::new(second, Conjugacy::Cobyla)),
-        Method::NcgF => Box::new(Ncg::<Vec<f32>>::new(second, Conjugacy::PolakRibiere)),
-        Method::Sgd => Box::new(Sgd::<Vec<f32>>::new(settings.learning_rate, 0.0)),
-        Method::Hf => Box::new(HessianFree::<Vec<f32>>::new(second)),
+    let optimizer: Box<dyn Optimizer<P>> = match method {
+        Method::Ngd => Box::new(Ngd::<Vector<P>>::new(second, StepSize::Fixed(settings.learning_rate))),
+        Method::NgdL => Box::new(Ngd::<Vector<P>>::new(second, StepSize::LineSearch)),
+        Method::NcgL => Box::new(Ncg::<Vector<P>>::new(second, Conjugacy::Cobyla)),
+        Method::NcgF => Box::new(Ncg::<Vector<P>>::new(second, Conjugacy::PolakRibiere)),
+        Method::Sgd => Box::new(Sgd::<Vector<P>>::new(settings.learning_rate, 0.0)),
+        Method::Hf => Box::new(HessianFree::<Vector<P>>::new(second)),
     };
     (optimizer, batching)
 }
@@ -413,7 +421,8 @@ struct Evaluation {
 /// (iteration, training seconds, training error).
 type Point = (f64, f64, f64);
 
-/// Trains one method from `theta0`; returns its summary and its (iteration, seconds, train
+/// Trains one method from `theta0` — with host vectors on the CPU, with the device's vectors
+/// on a GPU (one process) — and returns its summary and its (iteration, seconds, train
 /// error) points.
 fn run_method(
     options: &CurvesBench,
@@ -424,10 +433,10 @@ fn run_method(
     theta0: &[f32],
     bench: &mut Evaluation,
 ) -> Result<(Summary, Vec<Point>), Failure> {
-    let (mut optimizer, batching) = setup(method, settings, options.seed);
+    let batching = setup::<ModelProblem<f32>>(method, settings, options.seed).1;
     let communicator = Rc::clone(&options.communicator);
     let first = communicator.rank() == 0;
-    let mut problem = ModelProblem::<f32>::sharded(
+    let problem = ModelProblem::<f32>::sharded(
         model,
         data.train.clone(),
         None,
@@ -435,90 +444,23 @@ fn run_method(
         &options.compile,
         communicator,
     )?;
-    let mut theta = theta0.to_vec();
-    let bar = match first {
-        true => ProgressBar::new(options.budget.as_millis() as u64),
-        false => ProgressBar::hidden(),
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>6} [{bar:30}] {elapsed:>4} {msg}")
-            .map_err(|e| e.to_string())?
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(method.name());
-    let Evaluation { error, train: train_inputs, test: test_inputs, csv } = bench;
-    let start_error = error.error(&theta, train_inputs, 2500)?;
-    let _ = writeln!(csv, "{},0,0,{start_error},,,,,", method.name());
-    let mut points = vec![];
-    let mut next_eval = 1usize;
-    let mut eval_seconds = 0.0;
-    let mut last_error = start_error;
-    let mut failure: Option<String> = None;
-    let mut damping_range = (f64::INFINITY, f64::NEG_INFINITY);
-    let mut last_seconds = 0.0;
-    let records = train(
-        &mut problem,
-        optimizer.as_mut(),
-        &mut theta,
-        &StopWhen {
-            time: Some(options.budget),
-            max_iterations: options.max_iterations,
-            ..StopWhen::default()
-        },
-        |record, theta| {
-            last_seconds = record.seconds;
-            let seconds = record.seconds - eval_seconds;
-            let s = &record.step;
-            if method != Method::Sgd {
-                damping_range = (damping_range.0.min(s.damping), damping_range.1.max(s.damping));
-            }
-            if record.iteration >= next_eval {
-                let start = Instant::now();
-                match error.error(theta, train_inputs, 2500) {
-                    Ok(e) => last_error = e,
-                    Err(e) => failure = Some(e.to_string()),
-                }
-                eval_seconds += start.elapsed().as_secs_f64();
-                next_eval = match options.eval_every {
-                    Some(k) => next_eval + k,
-                    None => (next_eval + 1).max((next_eval as f64 * 1.3).ceil() as usize),
-                };
-                points.push((record.iteration as f64, seconds, last_error));
-                let _ = writeln!(
-                    csv,
-                    "{},{},{seconds:.4},{last_error},,{},{},{},{}",
-                    method.name(),
-                    record.iteration,
-                    s.loss,
-                    s.damping,
-                    s.solver_iterations,
-                    s.metric_products
-                );
-            }
-            bar.set_position((record.seconds * 1e3) as u64);
-            bar.set_message(format!("iteration {:>5}  train error {last_error:.3}", record.iteration));
-        },
-    );
-    bar.finish_and_clear();
-    if let Some(f) = failure {
-        return Err(f.into());
-    }
-    // A failed or non-finite step ends this method with its last good parameters (restored
-    // by `train`); the benchmark reports it and goes on with the next method.
-    let (iterations, stopped) = match records {
-        Ok(records) => (records.len(), None),
-        Err(e) => {
-            if first {
-                eprintln!(
-                    "{:>6}: {e}; its results are those of iteration {}",
-                    method.name(),
-                    e.iteration() - 1
-                );
-            }
-            (e.iteration() - 1, Some(e.to_string()))
+    let compile_seconds = problem.compile_seconds;
+    let mut run = MethodRun { options, method, settings, theta0, bench };
+    // A data-parallel run sums host vectors across processes, so it keeps them on a GPU too.
+    let (trained, metric_products) = match options.compile.device {
+        Device::Cuda(_) if options.communicator.size() == 1 => {
+            let work = OnDevice { problem, run: &mut run };
+            crate::compile::with_device_vectors::<f32, _>(options.compile.device, work)??
+        }
+        _ => {
+            let mut problem = problem;
+            let trained = run.train(&mut problem)?;
+            (trained, problem.metric_products)
         }
     };
-    let seconds = last_seconds - eval_seconds;
+    let Trained { theta, points, iterations, seconds, start_error, damping_range, stopped } = trained;
+    let Evaluation { error, train: train_inputs, test: test_inputs, csv } = run.bench;
+    let mut points = points;
     let train_error = error.error(&theta, train_inputs, 2500)?;
     let test_error = error.error(&theta, test_inputs, 2500)?;
     if points.last().map(|p| p.0) != Some(iterations as f64) && iterations > 0 {
@@ -539,12 +481,163 @@ fn run_method(
         seconds,
         train_error,
         test_error,
-        metric_products: problem.metric_products,
-        compile_seconds: problem.compile_seconds,
+        metric_products,
+        compile_seconds,
         damping_range,
         stopped,
     };
     Ok((summary, points))
+}
+
+/// One method's training run: its settings, starting point and the evaluation it reports to.
+struct MethodRun<'a> {
+    options: &'a CurvesBench,
+    method: Method,
+    settings: &'a MethodSettings,
+    theta0: &'a [f32],
+    bench: &'a mut Evaluation,
+}
+
+/// What a training run left.
+struct Trained {
+    /// The final parameters, on the host.
+    theta: Vec<f32>,
+    points: Vec<Point>,
+    iterations: usize,
+    /// Training seconds, evaluation excluded.
+    seconds: f64,
+    start_error: f64,
+    damping_range: (f64, f64),
+    stopped: Option<String>,
+}
+
+/// Training on a GPU with its device vectors ([`crate::compile::with_device_vectors`]).
+struct OnDevice<'r, 'a> {
+    problem: ModelProblem<f32>,
+    run: &'r mut MethodRun<'a>,
+}
+
+impl crate::compile::DeviceWork<f32> for OnDevice<'_, '_> {
+    type Output = Result<(Trained, usize), Failure>;
+
+    fn run<O>(self, ops: O) -> Self::Output
+    where
+        O: Transfer<f32> + Clone + 'static,
+        <O as VectorOps>::Vector: std::any::Any,
+    {
+        let mut problem = DeviceProblem::new(self.problem, ops).map_err(|e| e.to_string())?;
+        let trained = self.run.train(&mut problem)?;
+        Ok((trained, problem.host().metric_products))
+    }
+}
+
+impl MethodRun<'_> {
+    /// Trains `problem` from `theta0` within the budget, evaluating the training error along
+    /// the way (on the host: parameters are downloaded for it).
+    fn train<P: Problem>(&mut self, problem: &mut P) -> Result<Trained, Failure>
+    where
+        P::Ops: Transfer<f32>,
+        Vector<P>: 'static,
+    {
+        let (options, method) = (self.options, self.method);
+        let (mut optimizer, _) = setup::<P>(method, self.settings, options.seed);
+        let first = options.communicator.rank() == 0;
+        let ops = problem.ops().clone();
+        let mut theta = ops.upload(self.theta0);
+        let bar = match first {
+            true => ProgressBar::new(options.budget.as_millis() as u64),
+            false => ProgressBar::hidden(),
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>6} [{bar:30}] {elapsed:>4} {msg}")
+                .map_err(|e| e.to_string())?
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(method.name());
+        let Evaluation { error, train: train_inputs, csv, .. } = &mut *self.bench;
+        let start_error = error.error(self.theta0, train_inputs, 2500)?;
+        let _ = writeln!(csv, "{},0,0,{start_error},,,,,", method.name());
+        let mut points = vec![];
+        let mut next_eval = 1usize;
+        let mut eval_seconds = 0.0;
+        let mut last_error = start_error;
+        let mut failure: Option<String> = None;
+        let mut damping_range = (f64::INFINITY, f64::NEG_INFINITY);
+        let mut last_seconds = 0.0;
+        let records = train(
+            problem,
+            optimizer.as_mut(),
+            &mut theta,
+            &StopWhen {
+                time: Some(options.budget),
+                max_iterations: options.max_iterations,
+                ..StopWhen::default()
+            },
+            |record, theta| {
+                last_seconds = record.seconds;
+                let seconds = record.seconds - eval_seconds;
+                let s = &record.step;
+                if method != Method::Sgd {
+                    damping_range = (damping_range.0.min(s.damping), damping_range.1.max(s.damping));
+                }
+                if record.iteration >= next_eval {
+                    let start = Instant::now();
+                    match ops.download(theta).map(|theta| error.error(&theta, train_inputs, 2500)) {
+                        Ok(Ok(e)) => last_error = e,
+                        Ok(Err(e)) => failure = Some(e.to_string()),
+                        Err(e) => failure = Some(e.to_string()),
+                    }
+                    eval_seconds += start.elapsed().as_secs_f64();
+                    next_eval = match options.eval_every {
+                        Some(k) => next_eval + k,
+                        None => (next_eval + 1).max((next_eval as f64 * 1.3).ceil() as usize),
+                    };
+                    points.push((record.iteration as f64, seconds, last_error));
+                    let _ = writeln!(
+                        csv,
+                        "{},{},{seconds:.4},{last_error},,{},{},{},{}",
+                        method.name(),
+                        record.iteration,
+                        s.loss,
+                        s.damping,
+                        s.solver_iterations,
+                        s.metric_products
+                    );
+                }
+                bar.set_position((record.seconds * 1e3) as u64);
+                bar.set_message(format!("iteration {:>5}  train error {last_error:.3}", record.iteration));
+            },
+        );
+        bar.finish_and_clear();
+        if let Some(f) = failure {
+            return Err(f.into());
+        }
+        // A failed or non-finite step ends this method with its last good parameters (restored
+        // by `train`); the benchmark reports it and goes on with the next method.
+        let (iterations, stopped) = match records {
+            Ok(records) => (records.len(), None),
+            Err(e) => {
+                if first {
+                    eprintln!(
+                        "{:>6}: {e}; its results are those of iteration {}",
+                        method.name(),
+                        e.iteration() - 1
+                    );
+                }
+                (e.iteration() - 1, Some(e.to_string()))
+            }
+        };
+        let theta = ops.download(&theta).map_err(|e| e.to_string())?;
+        Ok(Trained {
+            theta,
+            points,
+            iterations,
+            seconds: last_seconds - eval_seconds,
+            start_error,
+            damping_range,
+            stopped,
+        })
+    }
 }
 
 /// Batch size as text (`all` for the whole set).

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod checkpointed;
 pub mod compile;
 pub mod curves_bench;
+pub mod device_problem;
 pub mod distributed;
 pub mod jax_compare;
 pub mod models;

@@ -215,6 +215,22 @@ impl<T: Scalar> ModelProblem<T> {
     pub fn model(&self) -> &Model {
         &self.model
     }
+
+    /// Processes in this problem's group.
+    pub(crate) fn processes(&self) -> usize {
+        self.communicator.size()
+    }
+
+    /// [`Problem::metric_product`] on vectors in the device's memory (one process only:
+    /// [`crate::device_problem::DeviceProblem`] checks).
+    pub(crate) fn metric_product_on_device(
+        &mut self,
+        v: &dyn std::any::Any,
+        out: &mut dyn std::any::Any,
+    ) -> Result<(), OpError> {
+        self.metric_products += 1;
+        self.fisher.apply_on_device(v, out).map_err(boxed)
+    }
 }
 
 fn boxed(e: Error) -> OpError {

@@ -228,3 +228,34 @@ fn squared_gradients_are_the_mean_of_per_example_squares() {
     let err = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max) / scale;
     assert!(err < 1e-12, "squared gradients vs per-example: {err:e}");
 }
+
+/// `DeviceProblem` (the GPU's training problem) with host vectors through `Transfer`: SGD,
+/// which never needs a metric product, takes the very steps `ModelProblem` takes; a metric
+/// product needs device vectors, and on the CPU that is an error that names the fix, not a
+/// panic. (With the CUDA backend's vectors it runs in `scripts/gpu-check.sh`'s
+/// `bench curves --device cuda`.)
+#[test]
+fn device_problem_plumbing_with_host_vectors() {
+    use natgrad::device_problem::DeviceProblem;
+    use natgrad::optim::HostOf;
+
+    let model = nn::mlp(&[6, 5, 3], &[Activation::Tanh, Activation::Softmax], DType::F64).unwrap();
+    let (x, t) = classification();
+    let theta0 = small_init(&model);
+    let stop = StopWhen { max_iterations: Some(20), ..StopWhen::default() };
+    let mut direct =
+        ModelProblem::<f64>::new(&model, x.clone(), Some(t.clone()), batching(MetricKind::Fisher)).unwrap();
+    let mut straight = theta0.clone();
+    train(&mut direct, &mut Sgd::<Vec<f64>>::new(0.5, 0.9), &mut straight, &stop, |_, _| {}).unwrap();
+    let host =
+        ModelProblem::<f64>::new(&model, x.clone(), Some(t.clone()), batching(MetricKind::Fisher)).unwrap();
+    let mut wrapped = DeviceProblem::new(host, HostOf::<f64>::new()).unwrap();
+    let mut through = theta0.clone();
+    train(&mut wrapped, &mut Sgd::<Vec<f64>>::new(0.5, 0.9), &mut through, &stop, |_, _| {}).unwrap();
+    assert_ne!(straight, theta0, "SGD moved");
+    assert_eq!(straight, through, "the same steps through DeviceProblem");
+    wrapped.prepare_metric(&through).unwrap();
+    let mut out = vec![0.0; through.len()];
+    let error = wrapped.metric_product(&through, &mut out).unwrap_err().to_string();
+    assert!(error.contains("no device vectors"), "{error}");
+}

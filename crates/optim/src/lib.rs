@@ -24,7 +24,7 @@ pub use methods::{Conjugacy, HessianFree, Ncg, Ngd, SecondOrder, Sgd, Solver, St
 pub use minres_qlp::{MinresFlag, MinresQlpOptions, MinresResult, minres_qlp, minres_qlp_preconditioned};
 pub use problem::Problem;
 pub use train::{Optimizer, OptimizerState, Record, StepInfo, StopWhen, TrainError, train};
-pub use vector::{HostOf, VectorOps};
+pub use vector::{HostOf, Transfer, VectorOps};
 
 /// An error from the operator (e.g. a compiled metric product).
 pub type OpError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,6 +1,6 @@
-//! The vector operations solvers and optimizers need, behind a trait so the same code can
-//! drive host vectors now and device-resident vectors later. Scalars are f64 whatever the
-//! element type: reductions accumulate in f64.
+//! The vector operations solvers and optimizers need, behind a trait so the same code
+//! drives host vectors and device-resident ones (the CUDA backend's). Scalars are f64
+//! whatever the element type: reductions accumulate in f64.
 
 use natgrad_ir::Scalar;
 
@@ -83,6 +83,33 @@ impl<T: Scalar> VectorOps for HostOf<T> {
     }
     fn vector_from_f64(&self, values: &[f64]) -> Vec<T> {
         values.iter().map(|&v| T::from_f64(v)).collect()
+    }
+}
+
+/// Moving values between the host and vectors of `T` wherever they live (a problem whose
+/// loss and gradient run on host slices uses this around them).
+pub trait Transfer<T: Scalar>: VectorOps {
+    /// A vector holding `values`.
+    fn upload(&self, values: &[T]) -> Self::Vector;
+    /// `x`'s values on the host.
+    fn download(&self, x: &Self::Vector) -> Result<Vec<T>, crate::OpError>;
+    /// `x ← values` (same length).
+    fn write(&self, values: &[T], x: &mut Self::Vector) -> Result<(), crate::OpError>;
+}
+
+impl<T: Scalar> Transfer<T> for HostOf<T> {
+    fn upload(&self, values: &[T]) -> Vec<T> {
+        values.to_vec()
+    }
+    fn download(&self, x: &Vec<T>) -> Result<Vec<T>, crate::OpError> {
+        Ok(x.clone())
+    }
+    fn write(&self, values: &[T], x: &mut Vec<T>) -> Result<(), crate::OpError> {
+        if values.len() != x.len() {
+            return Err(format!("writing {} values into a vector of {}", values.len(), x.len()).into());
+        }
+        x.copy_from_slice(values);
+        Ok(())
     }
 }
 
