@@ -138,7 +138,7 @@ type Split<T> = fn(Gemm<T>, usize, usize) -> Gemm<T>;
 /// (`scripts/gemm-compare`, docs/benchmarks.md). Blocks of sequential faer calls measured
 /// faster than faer's own parallel split on every Curves and section-7 shape (docs/benchmarks.md,
 /// issue 13 third pass). Weight gradients with a long inner extent are split along it
-/// instead (see [`k_split`]; `partials` holds the other workers' parts). The choice depends
+/// instead (`k_split`; `partials` holds the other workers' parts). The choice depends
 /// on the shapes and the worker count alone, so results are reproducible.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul<T: Scalar>(

@@ -103,7 +103,7 @@ pub trait DeviceWork<T: Scalar> {
 }
 
 /// Runs `work` with the optimizer vectors of GPU `device` (the CUDA backend's device
-/// vectors). With [`backend`], the only place naming a backend type. The CPU has no device
+/// vectors). With `backend`, the only place naming a backend type. The CPU has no device
 /// vectors (its problems use host vectors directly): asking for them is an error.
 pub fn with_device_vectors<T: Scalar, W: DeviceWork<T>>(device: Device, work: W) -> Result<W::Output, Error> {
     match device {
