@@ -1,4 +1,4 @@
-//! Symbolic differentiation for natgrad: forward mode ([`rop`]) and reverse mode ([`lop`]) as
+//! Symbolic differentiation for natgrad: forward mode ([`rop()`]) and reverse mode ([`lop()`]) as
 //! graph-to-graph transforms, and on top of them the paper's curvature products —
 //! [`fisher_product`] (eq. 7, 8, 30), [`gauss_newton_product`] (eq. 10) and
 //! [`empirical_fisher_product`] (eq. 9) — plus [`gradient`].
@@ -8,8 +8,8 @@
 //!
 //! | module | concern |
 //! |---|---|
-//! | [`rop`] | forward-mode rule per op (one `match`) |
-//! | [`lop`] | reverse-mode rule per op (one `match`) |
+//! | [`rop`](mod@rop) | forward-mode rule per op (one `match`) |
+//! | [`lop`](mod@lop) | reverse-mode rule per op (one `match`) |
 //! | `emit` | helpers that append derivative nodes; [`Tangent`] |
 //! | [`products`] | gradient, Fisher, Gauss-Newton and empirical-Fisher product graphs |
 

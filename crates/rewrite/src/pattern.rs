@@ -71,7 +71,7 @@ pub fn matches(graph: &Graph, pat: &Pat, id: NodeId, binds: &mut [Option<NodeId>
     match_then(graph, pat, id, binds, &mut |_| true)
 }
 
-/// Like [`matches`], accepting only bindings for which `accept` holds (guards take part in
+/// Like [`matches()`], accepting only bindings for which `accept` holds (guards take part in
 /// the backtracking).
 pub fn matches_where(
     graph: &Graph,
