@@ -30,7 +30,7 @@ timeout 40 .gpu-bin/natgrad bench fvp --device cuda --tf32 --model curves --batc
 echo "== JAX and PyTorch on the same GPU"
 timeout 90 python3 .gpu-bin/compare.py --batch 1000,5000,20000 --runs 20 2>&1 | tee "$OUT/compare.txt"
 echo "== bench curves --full --device cuda (short)"
-timeout 45 .gpu-bin/natgrad bench curves --full --device cuda --methods ngd,hf --budget 30 --out /tmp/curves \
+timeout 45 .gpu-bin/natgrad bench curves --full --device cuda --methods ngd,hf --budget 15 --out /tmp/curves \
   2>&1 | tail -15 | tee "$OUT/curves.txt"
 echo "== NCCL communicator, world of one GPU (bench sums --distributed --device cuda)"
 timeout 30 .gpu-bin/natgrad bench sums --distributed --device cuda 2>&1 | tee -a "$OUT/gpu.txt"
