@@ -17,15 +17,15 @@ use natgrad_optim::{
     StopWhen, Transfer, VectorOps, train,
 };
 
-/// The vector type of problem `P`.
-type Vector<P> = <<P as Problem>::Ops as VectorOps>::Vector;
-
 use natgrad_ir::{Model, ParamLayout};
 
 use crate::compile::{CompileOptions, Device, MetricKind, ReconstructionError, compile_reconstruction_error};
 use crate::device_problem::DeviceProblem;
 use crate::plot::{Series, figure};
 use crate::training::{Batching, MetricSource, ModelProblem, sparse_init};
+
+/// The vector type of problem `P`.
+type Vector<P> = <<P as Problem>::Ops as VectorOps>::Vector;
 
 type Failure = Box<dyn std::error::Error>;
 
