@@ -97,7 +97,14 @@ where
 {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(err)?;
-    let root = root.titled(title, ("sans-serif", 22)).map_err(err)?;
+    // The largest title size up to 22 px that fits the width (long titles would be clipped).
+    let width = root.dim_in_pixel().0;
+    let fits = |size: u32| {
+        let style = TextStyle::from(("sans-serif", size).into_font());
+        root.estimate_text_size(title, &style).is_ok_and(|(w, _)| w + 24 <= width)
+    };
+    let size = (10..=22).rev().find(|&s| fits(s)).unwrap_or(10);
+    let root = root.titled(title, ("sans-serif", size)).map_err(err)?;
     let areas = root.split_evenly((1, panels.len().max(1)));
     for (area, panel) in areas.iter().zip(panels) {
         let lines: Vec<(&String, Vec<(f64, f64)>)> = panel
