@@ -327,29 +327,40 @@ pub(crate) fn setup<P: Problem>(
 where
     Vector<P>: 'static,
 {
-    let second = SecondOrder {
-        solver: settings.solver,
-        max_solver_iterations: settings.solver_iterations,
-        damping: Damping::levenberg_marquardt(settings.initial_damping),
-        warm_start: settings.warm_start,
-    };
-    let batching = Batching {
+    (optimizer(method, settings), batching(method, settings, seed))
+}
+
+/// The batches a method trains on.
+fn batching(method: Method, settings: &MethodSettings, seed: u64) -> Batching {
+    Batching {
         gradient: settings.gradient_batch,
         metric: settings.metric_batch,
         source: if method == Method::Sgd { MetricSource::SameBatch } else { MetricSource::OtherBatch },
         seed,
         metric_kind: MetricKind::Fisher,
         in_order: false,
+    }
+}
+
+/// A method's optimizer, for problems of any vector type.
+fn optimizer<P: Problem>(method: Method, settings: &MethodSettings) -> Box<dyn Optimizer<P>>
+where
+    Vector<P>: 'static,
+{
+    let second = SecondOrder {
+        solver: settings.solver,
+        max_solver_iterations: settings.solver_iterations,
+        damping: Damping::levenberg_marquardt(settings.initial_damping),
+        warm_start: settings.warm_start,
     };
-    let optimizer: Box<dyn Optimizer<P>> = match method {
+    match method {
         Method::Ngd => Box::new(Ngd::<Vector<P>>::new(second, StepSize::Fixed(settings.learning_rate))),
         Method::NgdL => Box::new(Ngd::<Vector<P>>::new(second, StepSize::LineSearch)),
         Method::NcgL => Box::new(Ncg::<Vector<P>>::new(second, Conjugacy::Cobyla)),
         Method::NcgF => Box::new(Ncg::<Vector<P>>::new(second, Conjugacy::PolakRibiere)),
         Method::Sgd => Box::new(Sgd::<Vector<P>>::new(settings.learning_rate, 0.0)),
         Method::Hf => Box::new(HessianFree::<Vector<P>>::new(second)),
-    };
-    (optimizer, batching)
+    }
 }
 
 /// Runs the benchmark; writes `curves.csv`, `figure3.png`, `figure3.svg` and `summary.md`
@@ -433,7 +444,7 @@ fn run_method(
     theta0: &[f32],
     bench: &mut Evaluation,
 ) -> Result<(Summary, Vec<Point>), Failure> {
-    let batching = setup::<ModelProblem<f32>>(method, settings, options.seed).1;
+    let batching = batching(method, settings, options.seed);
     let communicator = Rc::clone(&options.communicator);
     let first = communicator.rank() == 0;
     let problem = ModelProblem::<f32>::sharded(
@@ -540,7 +551,7 @@ impl MethodRun<'_> {
         Vector<P>: 'static,
     {
         let (options, method) = (self.options, self.method);
-        let (mut optimizer, _) = setup::<P>(method, self.settings, options.seed);
+        let mut optimizer = optimizer::<P>(method, self.settings);
         let first = options.communicator.rank() == 0;
         let ops = problem.ops().clone();
         let mut theta = ops.upload(self.theta0);

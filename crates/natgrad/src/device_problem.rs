@@ -85,10 +85,10 @@ where
 
     fn squared_gradients(&mut self, theta: &O::Vector, out: &mut O::Vector) -> Result<bool, OpError> {
         self.fetch(theta)?;
-        let mut squares = vec![T::zero(); self.ops.len(out)];
-        let available = self.host.squared_gradients(&self.theta, &mut squares)?;
+        // The host gradient buffer (parameter-sized) holds the squares on their way up.
+        let available = self.host.squared_gradients(&self.theta, &mut self.grad)?;
         if available {
-            self.ops.write(&squares, out)?;
+            self.ops.write(&self.grad, out)?;
         }
         Ok(available)
     }
