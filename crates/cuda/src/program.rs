@@ -8,16 +8,13 @@ use std::time::{Duration, Instant};
 use cudarc::cublas::{CudaBlas, sys as blas};
 use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, DevicePtr};
 use cudarc::nvrtc::Ptx;
-use natgrad_ir::{DType, NodeId, Scalar, Shape};
+use natgrad_ir::{DType, NodeId, Scalar};
 use natgrad_lower::{
-    Backend, BoundInputs, CompileOptions, Error, Executable, KernelSpec, MemoryPlan, Phase, Plan, Profile,
-    Work, as_matrix,
+    Backend, BoundInputs, CompileOptions, Error, Executable, MemoryPlan, Phase, Plan, Profile,
 };
+use natgrad_ptx::launch::{BLOCK, Entry, Gemm, Step};
 
 use crate::device::{open, runtime};
-
-/// Threads per block of every launch (kernels are grid-stride loops).
-const BLOCK: u32 = 256;
 
 /// The CUDA backend for GPU `ordinal`.
 #[derive(Clone, Copy, Debug)]
@@ -187,23 +184,6 @@ fn element_range<T: Scalar>(
     Ok(offset * size..(offset + len) * size)
 }
 
-/// Row-major strides of `dims`.
-fn strides(dims: &[usize]) -> Vec<usize> {
-    let mut s = vec![1; dims.len()];
-    for i in (0..dims.len().saturating_sub(1)).rev() {
-        s[i] = s[i + 1] * dims[i + 1];
-    }
-    s
-}
-
-/// The bits of `value` in `dtype`, as the PTX kernels read float parameters.
-fn float_bits(dtype: DType, value: f64) -> u64 {
-    match dtype {
-        DType::F32 => u64::from((value as f32).to_bits()),
-        DType::F64 => value.to_bits(),
-    }
-}
-
 /// One batch size's device buffers of a [`Program`].
 pub struct Session<T: Scalar> {
     program: Arc<Program<T>>,
@@ -222,10 +202,6 @@ impl<T: Scalar> Session<T> {
         &self.program.plan
     }
 
-    fn dims(&self, n: NodeId) -> Vec<usize> {
-        self.plan().graph.shape(n).resolve(self.batch)
-    }
-
     fn pointer(&self, n: NodeId) -> u64 {
         self.pointers[self.buffer_of[&n]]
     }
@@ -235,14 +211,10 @@ impl<T: Scalar> Session<T> {
         if total == 0 {
             return Ok(());
         }
-        let blocks = total.div_ceil(BLOCK as usize).min(1 << 20) as u32;
+        let blocks = natgrad_ptx::launch::blocks(total);
         // SAFETY: the parameters are the entry's contract (natgrad-ptx documents each kind):
         // device addresses of buffers sized by the memory plan for this batch, then sizes.
         unsafe { crate::device::launch(&self.program.stream, function, blocks, BLOCK, args) }
-    }
-
-    fn function(&self, u: usize) -> &CudaFunction {
-        self.program.functions[u].as_ref().expect("the module has an entry for every kernel unit")
     }
 
     fn write(&mut self, node: NodeId, values: &[T]) -> Result<(), Error> {
@@ -254,131 +226,42 @@ impl<T: Scalar> Session<T> {
 
     fn execute(&mut self, u: usize) -> Result<(), Error> {
         let program = Arc::clone(&self.program);
-        let unit = &program.plan.units[u];
-        let out = unit.outputs[0];
-        let dtype = program.plan.dtype;
-        match &unit.work {
-            Work::Kernel { spec, shape, args } => self.kernel(u, spec, shape, args),
-            Work::MatMul { a, b, ta, tb } => self.matmul(*a, *b, *ta, *tb, out),
-            Work::Patches { x, window, adjoint } => {
-                let image = if *adjoint { self.dims(out) } else { self.dims(*x) };
-                let [n, h, w, c] = [image[0], image[1], image[2], image[3]];
-                let [oh, ow] = window.positions([h, w]).unwrap_or([0, 0]);
-                let [kh, kw] = window.kernel;
-                let total = if *adjoint { n * h * w * c } else { n * oh * ow * kh * kw * c };
-                let geometry = [c, kw, kh, ow, oh, w, h, window.stride[1], window.stride[0]];
-                let mut args = vec![self.pointer(*x), self.pointer(out), total as u64];
-                args.extend(geometry.iter().map(|&v| v as u64));
-                args.extend([window.padding[1] as u64, window.padding[0] as u64]);
-                self.launch(self.function(u), total, &args)
-            }
-            Work::Softmax { x, axis, .. } => {
-                let dims = self.dims(*x);
-                let (outer, n, inner): (usize, usize, usize) =
-                    (dims[..*axis].iter().product(), dims[*axis], dims[axis + 1..].iter().product());
-                let args = [self.pointer(*x), self.pointer(out), outer as u64, n as u64, inner as u64];
-                self.launch(self.function(u), outer * inner, &args)
-            }
-            Work::Transpose { x, perm } => {
-                let source = strides(&self.dims(*x));
-                let out_dims = self.dims(out);
-                let sources: Vec<usize> = perm.iter().map(|&p| source[p]).collect();
-                self.gather(u, *x, out, &out_dims, &sources)
-            }
-            Work::Broadcast { x } => {
-                let (x_dims, out_dims) = (self.dims(*x), self.dims(out));
-                let source = strides(&x_dims);
-                let offset = out_dims.len() - x_dims.len();
-                let sources: Vec<usize> = (0..out_dims.len())
-                    .map(|i| if i < offset || x_dims[i - offset] == 1 { 0 } else { source[i - offset] })
-                    .collect();
-                self.gather(u, *x, out, &out_dims, &sources)
-            }
-            Work::Reduce { x, kind, axes } => {
-                let dims = self.dims(*x);
-                let source = strides(&dims);
-                let kept: Vec<usize> = (0..dims.len()).filter(|a| !axes.contains(a)).collect();
-                let kept_dims: Vec<usize> = kept.iter().map(|&a| dims[a]).collect();
-                let reduced_dims: Vec<usize> = axes.iter().map(|&a| dims[a]).collect();
-                let (total, count) =
-                    (kept_dims.iter().product::<usize>(), reduced_dims.iter().product::<usize>());
-                let scale = if *kind == natgrad_ir::Reduce::Mean { 1.0 / count as f64 } else { 1.0 };
-                let mut args = vec![self.pointer(*x), self.pointer(out), total as u64, count as u64];
-                for (axis, (d, s)) in kept.iter().zip(kept_dims.iter().zip(strides(&kept_dims))) {
-                    args.extend([*d as u64, s as u64, source[*axis] as u64]);
+        let steps = natgrad_ptx::launch::steps(&program.plan, u, self.batch, &|n| self.pointer(n));
+        for step in steps {
+            match step {
+                Step::Launch { entry, total, args } => {
+                    let function = match entry {
+                        Entry::Unit(u) => program.functions[u].as_ref(),
+                        Entry::Scale => program.scale.as_ref(),
+                    };
+                    let function = function.expect("the module has an entry for every launch of its plan");
+                    self.launch(function, total, &args)?;
                 }
-                for (axis, (d, s)) in axes.iter().zip(reduced_dims.iter().zip(strides(&reduced_dims))) {
-                    args.extend([*d as u64, s as u64, source[*axis] as u64]);
+                Step::Zero { node, elements } => {
+                    let b = self.buffer_of[&node];
+                    let mut view = self.buffers[b].slice_mut(..elements * std::mem::size_of::<T>());
+                    program.stream.memset_zeros(&mut view).map_err(|e| runtime("zeroing a buffer", e))?;
                 }
-                args.push(float_bits(dtype, scale));
-                self.launch(self.function(u), total, &args)
-            }
-            Work::Constant { values } => {
-                let len = self.plan().elements(out, self.batch).max(1);
-                let data: Vec<T> = values.iter().cycle().take(len).map(|&v| T::from_f64(v)).collect();
-                self.write(out, &data)
-            }
-            Work::BatchSize => self.write(out, &[T::from_f64(self.batch as f64)]),
-        }
-    }
-
-    fn gather(
-        &self,
-        u: usize,
-        x: NodeId,
-        out: NodeId,
-        out_dims: &[usize],
-        sources: &[usize],
-    ) -> Result<(), Error> {
-        let total: usize = out_dims.iter().product();
-        let mut args = vec![self.pointer(x), self.pointer(out), total as u64];
-        for ((d, s), source) in out_dims.iter().zip(strides(out_dims)).zip(sources) {
-            args.extend([*d as u64, s as u64, *source as u64]);
-        }
-        self.launch(self.function(u), total, &args)
-    }
-
-    fn kernel(&mut self, u: usize, spec: &KernelSpec, shape: &Shape, args: &[NodeId]) -> Result<(), Error> {
-        let dims = shape.resolve(self.batch);
-        let cols = dims.last().copied().unwrap_or(1);
-        let total: usize = dims.iter().product();
-        let rows = total.checked_div(cols).unwrap_or(0);
-        let sums = &args[args.len() - spec.column_sums.len()..];
-        // Column sums accumulate with atomics into zeroed buffers.
-        for &s in sums {
-            let b = self.buffer_of[&s];
-            let mut view = self.buffers[b].slice_mut(..cols * std::mem::size_of::<T>());
-            self.program.stream.memset_zeros(&mut view).map_err(|e| runtime("zeroing a column sum", e))?;
-        }
-        let mut params: Vec<u64> = args.iter().map(|&a| self.pointer(a)).collect();
-        params.extend([rows as u64, cols as u64]);
-        self.launch(self.function(u), total, &params)?;
-        for (sum, &node) in spec.column_sums.iter().zip(sums) {
-            if sum.mean {
-                let scale =
-                    self.program.scale.as_ref().expect("the module has a scale entry when a mean is fused");
-                let args = [self.pointer(node), cols as u64, float_bits(spec.dtype, 1.0 / rows as f64)];
-                self.launch(scale, cols, &args)?;
+                Step::Gemm(gemm) => self.gemm(&gemm)?,
+                Step::Write { node, values } => {
+                    let data: Vec<T> = values.iter().map(|&v| T::from_f64(v)).collect();
+                    self.write(node, &data)?;
+                }
             }
         }
         Ok(())
     }
 
-    /// Row-major `out = op(a)·op(b)` as the column-major `outᵀ = op(b)ᵀ·op(a)ᵀ` cuBLAS
-    /// computes, transposes as operation flags.
-    fn matmul(&self, a: NodeId, b: NodeId, ta: bool, tb: bool, out: NodeId) -> Result<(), Error> {
-        let (ad, bd) = (as_matrix(&self.dims(a)), as_matrix(&self.dims(b)));
-        let (m, k) = if ta { (ad[1], ad[0]) } else { (ad[0], ad[1]) };
-        let n = if tb { bd[0] } else { bd[1] };
-        if m == 0 || n == 0 {
-            return Ok(());
-        }
+    /// A column-major GEMM step on cuBLAS.
+    fn gemm(&self, g: &Gemm) -> Result<(), Error> {
         let op = |t: bool| {
             if t { blas::cublasOperation_t::CUBLAS_OP_T } else { blas::cublasOperation_t::CUBLAS_OP_N }
         };
         let int = |v: usize| i32::try_from(v).map_err(|_| runtime("GEMM extent", format!("{v} exceeds i32")));
-        let (m, n, k, lda, ldb) = (int(m)?, int(n)?, int(k.max(1))?, int(ad[1])?, int(bd[1])?);
-        let (pa, pb, pc) = (self.pointer(a), self.pointer(b), self.pointer(out));
+        let (m, n, k, lda, ldb, ldc) =
+            (int(g.m)?, int(g.n)?, int(g.k)?, int(g.lda)?, int(g.ldb)?, int(g.ldc)?);
+        let (pa, pb, pc) = (self.pointer(g.a), self.pointer(g.b), self.pointer(g.c));
+        let (ta, tb) = (op(g.transa), op(g.transb));
         let blas = self.program.blas.lock().unwrap_or_else(|p| p.into_inner());
         let handle = *blas.handle();
         // SAFETY: the pointers are device buffers sized by the memory plan for these
@@ -387,40 +270,16 @@ impl<T: Scalar> Session<T> {
             match T::DTYPE {
                 DType::F32 => {
                     let (alpha, beta) = (1.0f32, 0.0f32);
+                    let (a, b, c) = (pa as *const f32, pb as *const f32, pc as *mut f32);
                     cudarc::cublas::result::sgemm(
-                        handle,
-                        op(tb),
-                        op(ta),
-                        n,
-                        m,
-                        k,
-                        &alpha,
-                        pb as *const f32,
-                        ldb,
-                        pa as *const f32,
-                        lda,
-                        &beta,
-                        pc as *mut f32,
-                        n,
+                        handle, ta, tb, m, n, k, &alpha, a, lda, b, ldb, &beta, c, ldc,
                     )
                 }
                 DType::F64 => {
                     let (alpha, beta) = (1.0f64, 0.0f64);
+                    let (a, b, c) = (pa as *const f64, pb as *const f64, pc as *mut f64);
                     cudarc::cublas::result::dgemm(
-                        handle,
-                        op(tb),
-                        op(ta),
-                        n,
-                        m,
-                        k,
-                        &alpha,
-                        pb as *const f64,
-                        ldb,
-                        pa as *const f64,
-                        lda,
-                        &beta,
-                        pc as *mut f64,
-                        n,
+                        handle, ta, tb, m, n, k, &alpha, a, lda, b, ldb, &beta, c, ldc,
                     )
                 }
             }

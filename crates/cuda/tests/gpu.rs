@@ -1,6 +1,7 @@
 //! The CUDA backend against the reference interpreter and the CPU backend. On a machine
-//! without a CUDA driver every test checks the typed "no driver" error instead and says it
-//! was skipped (the GPU runs are `scripts/gpu-check.sh`).
+//! without a CUDA driver the same tests run the same PTX and launch steps on the PTX
+//! simulator (`natgrad-ptx-sim`) instead, and say so; the device-vector CG test needs a GPU
+//! and is skipped there. The GPU runs are `scripts/gpu-check.sh`.
 
 use std::sync::Arc;
 
@@ -8,32 +9,40 @@ use natgrad_cuda::{Cuda, device};
 use natgrad_ir::nn::{self, Activation};
 use natgrad_ir::{Bindings, Builder, Compare, DType, Dim, Graph, Op, Scalar, Shape, Tensor, eval};
 use natgrad_lower::{Backend, CompileOptions, Executable, Partition, Plan};
+use natgrad_ptx_sim::Simulator;
 use rand::{Rng, SeedableRng};
 
-fn compile<T: Scalar>(
-    graph: &Graph,
-    partition: &Partition,
-) -> Result<Arc<dyn Executable<T>>, natgrad_lower::Error> {
-    let plan = Arc::new(Plan::build(graph, partition, T::DTYPE, true)?);
-    Backend::<T>::compile(&Cuda { ordinal: 0 }, plan, &CompileOptions::default())
+/// `graph` compiled for GPU 0, or for the PTX simulator when this machine has no driver.
+fn compile<T: Scalar>(graph: &Graph, partition: &Partition) -> Arc<dyn Executable<T>> {
+    let plan = Arc::new(Plan::build(graph, partition, T::DTYPE, true).unwrap());
+    let options = CompileOptions::default();
+    let compiled = if device::driver_present() {
+        Backend::<T>::compile(&Cuda { ordinal: 0 }, plan, &options)
+    } else {
+        eprintln!("no CUDA driver on this machine: running on the PTX simulator");
+        Backend::<T>::compile(&Simulator::default(), plan, &options)
+    };
+    compiled.unwrap_or_else(|e| panic!("compiling for the GPU failed: {e}"))
 }
 
-/// `None` (after checking the error and saying so) when this machine has no GPU.
-fn gpu_or_skip<T: Scalar>(graph: &Graph, partition: &Partition) -> Option<Arc<dyn Executable<T>>> {
-    match compile::<T>(graph, partition) {
-        Ok(program) => Some(program),
-        Err(e) if !device::driver_present() => {
-            assert_eq!(e.to_string(), "device cuda:0: no CUDA driver (libcuda) on this machine");
-            eprintln!("skipped: no CUDA driver on this machine ({e})");
-            None
-        }
-        Err(e) => panic!("compiling for the GPU failed: {e}"),
+#[test]
+fn without_a_driver_compiling_for_cuda_is_a_typed_error() {
+    if device::driver_present() {
+        eprintln!("skipped: this machine has a CUDA driver");
+        return;
     }
+    let b = Builder::new(DType::F32);
+    let x = b.input("x", Shape::batched(&[3]));
+    let graph = b.finish(&[&x.exp()]).unwrap();
+    let plan = Arc::new(Plan::build(&graph, &Partition::single(), DType::F32, true).unwrap());
+    let error =
+        Backend::<f32>::compile(&Cuda { ordinal: 0 }, plan, &CompileOptions::default()).err().unwrap();
+    assert_eq!(error.to_string(), "device cuda:0: no CUDA driver (libcuda) on this machine");
 }
 
 /// Random inputs for every leaf, the GPU's outputs and the interpreter's, compared.
 fn check<T: Scalar>(label: &str, graph: &Graph, batch: usize, tol: f64) {
-    let Some(program) = gpu_or_skip::<T>(graph, &Partition::single()) else { return };
+    let program = compile::<T>(graph, &Partition::single());
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut session = Arc::clone(&program).session(batch).unwrap();
     let mut bindings = Bindings::new().with_batch(batch);
@@ -224,7 +233,7 @@ fn the_curves_fisher_product_matches_the_cpu_backend() {
 fn fisher_products_agree(model: &natgrad_ir::Model, batch: usize) {
     let product = natgrad_autodiff::fisher_product(model).unwrap();
     let partition = Partition::new(product.phases());
-    let Some(gpu) = gpu_or_skip::<f64>(&product.graph, &partition) else { return };
+    let gpu = compile::<f64>(&product.graph, &partition);
     let plan = Arc::new(Plan::build(&product.graph, &partition, DType::F64, true).unwrap());
     let cpu = Backend::<f64>::compile(&natgrad_cpu::Cpu, plan, &CompileOptions::default()).unwrap();
     let mut results = Vec::new();
@@ -268,7 +277,11 @@ fn a_cg_solve_on_the_device_matches_the_cpu() {
     let model = nn::mlp(&[20, 16, 10], &[Activation::Tanh, Activation::Softmax], DType::F64).unwrap();
     let product = natgrad_autodiff::fisher_product(&model).unwrap();
     let partition = Partition::new(product.phases());
-    let Some(gpu) = gpu_or_skip::<f64>(&product.graph, &partition) else { return };
+    if !device::driver_present() {
+        eprintln!("skipped: device vectors need a GPU (no CUDA driver on this machine)");
+        return;
+    }
+    let gpu = compile::<f64>(&product.graph, &partition);
     let plan = Arc::new(Plan::build(&product.graph, &partition, DType::F64, true).unwrap());
     let cpu = Backend::<f64>::compile(&natgrad_cpu::Cpu, plan, &CompileOptions::default()).unwrap();
     let (batch, damping) = (64, 0.1);

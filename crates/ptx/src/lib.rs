@@ -7,6 +7,7 @@
 //! | [`kernel`] | a `KernelSpec` as a grid-stride `.entry` (column sums by `red.global.add`) |
 //! | [`func`] | a math routine of `natgrad_lower::math` as a PTX `.func` |
 //! | [`host`] | the plan's other steps: softmax rows, strided gathers (transposes, broadcasts), reductions |
+//! | [`launch`] | what a runtime does per plan unit, as data: launches and their arguments, zeroing, GEMMs, writes |
 //! | [`patches`] | convolution patches: im2col (a gather with padding) and col2im (a sum per pixel) |
 //! | [`vectors`] | the optimizers' vector operations on device buffers (axpy, dot, …), one module per element type |
 //!
@@ -18,6 +19,7 @@
 pub mod func;
 pub mod host;
 pub mod kernel;
+pub mod launch;
 pub mod patches;
 mod text;
 pub mod vectors;
