@@ -102,14 +102,17 @@ fn elementwise_host_steps_and_gemms_match_the_interpreter() {
 /// Every op family of the IR, in one graph: each unary op (NaN where the interpreter gives
 /// NaN), each binary op, each comparison through select, softmax and log-softmax over both
 /// axes, all four transpose combinations of GEMM, materialised broadcasts, reshapes, 3-D
-/// transposes, sums / means / maxima over leading, trailing and middle axes, the batch size.
+/// transposes, sums / means / maxima over leading, trailing and middle axes, the batch size;
+/// rows of 11 (one element per thread) and of 12 (16-byte vectors per thread).
 #[test]
 fn every_op_matches_the_interpreter() {
-    for (dtype, tol) in [(DType::F64, 1e-10), (DType::F32, 1e-4)] {
+    for ((dtype, tol), n) in
+        [(DType::F64, 1e-10), (DType::F32, 1e-4)].into_iter().flat_map(|d| [(d, 11), (d, 12)])
+    {
         let b = Builder::new(dtype);
-        let x = b.input("x", Shape::batched(&[11]));
-        let y = b.input("y", Shape::batched(&[11]));
-        let w = b.input("w", Shape::fixed(&[11, 11]));
+        let x = b.input("x", Shape::batched(&[n]));
+        let y = b.input("y", Shape::batched(&[n]));
+        let w = b.input("w", Shape::fixed(&[n, n]));
         let column = b.input("column", Shape(vec![Dim::Batch, Dim::Fixed(1)]));
         let cube = b.input("cube", Shape(vec![Dim::Batch, Dim::Fixed(3), Dim::Fixed(5)]));
         let mut outputs = vec![
@@ -138,9 +141,9 @@ fn every_op_matches_the_interpreter() {
             x.matmul_t(&w, false, true),
             x.matmul_t(&y, true, false),
             w.matmul_t(&x, true, true),
-            column.broadcast_to(Shape(vec![Dim::Batch, Dim::Fixed(11)])),
+            column.broadcast_to(Shape(vec![Dim::Batch, Dim::Fixed(n)])),
             &x * &column,
-            x.reshape(Shape(vec![Dim::Batch, Dim::Fixed(11), Dim::Fixed(1)])).sum(&[2], false),
+            x.reshape(Shape(vec![Dim::Batch, Dim::Fixed(n), Dim::Fixed(1)])).sum(&[2], false),
             cube.transpose(&[2, 0, 1]),
             cube.sum(&[0], false),
             cube.mean(&[1], true),
@@ -170,7 +173,9 @@ fn random_graphs_match_the_interpreter() {
     for seed in 0..48u64 {
         let steps = natgrad_ir::random_graphs::seeded_steps(seed);
         let case = seed as usize;
-        let width = if case % 4 == 3 { 37 } else { 5 };
+        // f64 rows of 5 and 6, f32 rows of 8 and 37: one element per thread and 16-byte
+        // vectors per thread, in both types.
+        let width = [5, 8, 6, 37][case % 4];
         let batch = [1, 3, 5, 300][case % 4];
         let label = format!("random graph {seed}: {steps:?}, width {width}, batch {batch}");
         if case.is_multiple_of(2) {

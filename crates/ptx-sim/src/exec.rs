@@ -184,6 +184,33 @@ impl Module {
                     }
                     frame.params[*result] = inner.params[r];
                 }
+                Kind::Ld(Space::Global) if !inst.dests.is_empty() => {
+                    let bytes = inst.ty.bytes();
+                    let data = memory
+                        .read(Self::address(inst, frame), bytes * inst.dests.len(), bytes * inst.dests.len())
+                        .map_err(|e| located(format!("vector load: {e}")))?;
+                    let lanes: Vec<u64> = data
+                        .chunks_exact(bytes)
+                        .map(|c| {
+                            let mut b = [0u8; 8];
+                            b[..bytes].copy_from_slice(c);
+                            u64::from_le_bytes(b)
+                        })
+                        .collect();
+                    for (&r, value) in inst.dests.iter().zip(lanes) {
+                        frame.regs[r] = value;
+                    }
+                }
+                Kind::St(Space::Global) if inst.src.len() > 1 => {
+                    let bytes = inst.ty.bytes();
+                    let values: Vec<u64> = inst.src.iter().map(|&s| operand(s, frame, at)).collect();
+                    let target = memory
+                        .write(Self::address(inst, frame), bytes * values.len(), bytes * values.len())
+                        .map_err(|e| located(format!("vector store: {e}")))?;
+                    for (chunk, value) in target.chunks_exact_mut(bytes).zip(values) {
+                        chunk.copy_from_slice(&value.to_le_bytes()[..bytes]);
+                    }
+                }
                 Kind::Ld(space) => {
                     let value = self.load(inst, *space, frame, memory, shared).map_err(located)?;
                     frame.regs[inst.dest.expect("a load has a destination")] = value;

@@ -235,7 +235,9 @@ pub struct Inst {
     pub ty: Ty,
     /// The destination register, if any.
     pub dest: Option<usize>,
-    /// Source operands.
+    /// The destinations of a vector load (`ld….v4 {%a, %b, %c, %d}`), in order.
+    pub dests: Vec<usize>,
+    /// Source operands (a vector store's lanes, in order).
     pub src: Vec<Operand>,
     /// The memory operand of loads, stores and reductions.
     pub address: Option<Address>,
@@ -518,8 +520,16 @@ impl FunctionParser {
         };
         let last_ty = || ty_of(parts.len() - 1);
         let split: Vec<&str> = split_operands(operands);
-        let mut inst =
-            Inst { guard, kind: Kind::Ret, ty: Ty::Pred, dest: None, src: Vec::new(), address: None, line };
+        let mut inst = Inst {
+            guard,
+            kind: Kind::Ret,
+            ty: Ty::Pred,
+            dest: None,
+            dests: Vec::new(),
+            src: Vec::new(),
+            address: None,
+            line,
+        };
         let reg_dest = |p: &Self, k: usize| -> Result<usize, String> {
             p.register(split.get(k).ok_or("too few operands")?.trim())
         };
@@ -607,10 +617,21 @@ impl FunctionParser {
                 if split.len() != 2 {
                     return Err(format!("`{opcode}` takes 2 operands"));
                 }
+                let lanes =
+                    parts.iter().find_map(|p| p.strip_prefix('v').and_then(|n| n.parse::<usize>().ok()));
+                if lanes.is_some() && (space != Space::Global || parts[0] == "red") {
+                    return Err(format!("vector `{opcode}` outside global loads and stores"));
+                }
                 match parts[0] {
                     "ld" => {
                         inst.kind = Kind::Ld(space);
-                        inst.dest = Some(reg_dest(self, 0)?);
+                        if lanes.is_some() {
+                            let list = lane_list(split[0], lanes, opcode)?;
+                            inst.dests =
+                                list.iter().map(|r| self.register(r.trim())).collect::<Result<_, _>>()?;
+                        } else {
+                            inst.dest = Some(reg_dest(self, 0)?);
+                        }
                         inst.address = Some(self.address(split[1])?);
                     }
                     _ => {
@@ -623,7 +644,14 @@ impl FunctionParser {
                             inst.kind = Kind::St(space);
                         }
                         inst.address = Some(self.address(split[0])?);
-                        inst.src = vec![self.operand(split[1])?];
+                        inst.src = if lanes.is_some() {
+                            lane_list(split[1], lanes, opcode)?
+                                .iter()
+                                .map(|r| self.operand(r))
+                                .collect::<Result<_, _>>()?
+                        } else {
+                            vec![self.operand(split[1])?]
+                        };
                     }
                 }
             }
@@ -652,14 +680,24 @@ impl FunctionParser {
     }
 }
 
-/// Operands split at top-level commas (brackets and parentheses kept whole).
+/// The registers of a vector operand `{%a, %b, …}`, which must number `lanes`.
+fn lane_list<'t>(text: &'t str, lanes: Option<usize>, opcode: &str) -> Result<Vec<&'t str>, String> {
+    let inner = text.trim().strip_prefix('{').and_then(|t| t.strip_suffix('}'));
+    let list: Vec<&str> = inner.ok_or("a vector operand without braces")?.split(',').map(str::trim).collect();
+    if Some(list.len()) != lanes {
+        return Err(format!("`{opcode}` with {} registers", list.len()));
+    }
+    Ok(list)
+}
+
+/// Operands split at top-level commas (brackets, braces and parentheses kept whole).
 fn split_operands(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let (mut depth, mut start) = (0i32, 0);
     for (i, c) in text.char_indices() {
         match c {
-            '[' | '(' => depth += 1,
-            ']' | ')' => depth -= 1,
+            '[' | '(' | '{' => depth += 1,
+            ']' | ')' | '}' => depth -= 1,
             ',' if depth == 0 => {
                 out.push(text[start..i].trim());
                 start = i + 1;

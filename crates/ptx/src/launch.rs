@@ -60,12 +60,13 @@ pub struct Gemm {
 /// One thing a runtime does, in order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
-    /// Launch `entry` over `total` elements ([`blocks`] blocks of [`BLOCK`] threads) with
-    /// `.u64` parameters `args`.
+    /// Launch `entry` for `total` threads' work ([`blocks`] blocks of [`BLOCK`] threads)
+    /// with `.u64` parameters `args`.
     Launch {
         /// The entry.
         entry: Entry,
-        /// Elements the grid-stride loop covers (nothing is launched for 0).
+        /// Work items of the grid-stride loop: elements, or 16-byte vectors of a fused
+        /// kernel's ([`crate::kernel::threads`]); nothing is launched for 0.
         total: usize,
         /// Its parameters: buffer addresses, sizes, float bits.
         args: Vec<u64>,
@@ -123,7 +124,7 @@ pub fn steps(plan: &Plan, u: usize, batch: usize, address: &dyn Fn(NodeId) -> u6
             let mut steps: Vec<Step> = sums.iter().map(|&node| Step::Zero { node, elements: cols }).collect();
             let mut params: Vec<u64> = args.iter().map(|&a| address(a)).collect();
             params.extend([rows as u64, cols as u64]);
-            steps.push(launch(total, params));
+            steps.push(launch(crate::kernel::threads(spec.dtype, rows, cols), params));
             for (sum, &node) in spec.column_sums.iter().zip(sums) {
                 if sum.mean {
                     let args = vec![address(node), cols as u64, float_bits(spec.dtype, 1.0 / rows as f64)];

@@ -74,6 +74,11 @@ pub(crate) const GRID_STRIDE_REGISTERS: &str = "\t.reg .b32 %r<4>;\n\t.reg .pred
 impl Lines {
     /// Opens the grid-stride loop over `0..total`.
     pub(crate) fn grid_stride_begin(&mut self, total: &str) {
+        self.grid_stride_begin_at(total, "$LOOP", "$DONE");
+    }
+
+    /// Opens a grid-stride loop with labels `top` and `done` (for a second loop in one entry).
+    pub(crate) fn grid_stride_begin_at(&mut self, total: &str, top: &str, done: &str) {
         self.op("mov.u32 %r0, %ctaid.x");
         self.op("mov.u32 %r1, %ntid.x");
         self.op("mov.u32 %r2, %tid.x");
@@ -82,16 +87,21 @@ impl Lines {
         self.op("cvt.u64.u32 %scratch, %r2");
         self.op("add.u64 %index, %index, %scratch");
         self.op("mul.wide.u32 %stride, %r3, %r1");
-        self.text.push_str("$LOOP:\n");
+        self.text.push_str(&format!("{top}:\n"));
         self.op(format!("setp.ge.u64 %done, %index, {total}"));
-        self.op("@%done bra $DONE");
+        self.op(format!("@%done bra {done}"));
     }
 
     /// Closes the loop and returns.
     pub(crate) fn grid_stride_end(&mut self) {
+        self.grid_stride_end_at("$LOOP", "$DONE");
+    }
+
+    /// Closes a loop opened by [`Lines::grid_stride_begin_at`] and returns.
+    pub(crate) fn grid_stride_end_at(&mut self, top: &str, done: &str) {
         self.op("add.u64 %index, %index, %stride");
-        self.op("bra.uni $LOOP");
-        self.text.push_str("$DONE:\n");
+        self.op(format!("bra.uni {top}"));
+        self.text.push_str(&format!("{done}:\n"));
         self.op("ret");
     }
 
