@@ -9,11 +9,11 @@
 //! |---|---|
 //! | [`device`] | finding the driver and the GPU; errors |
 //! | [`program`] | `Cuda` (the backend), `Program` (loaded module, cuBLAS handle), `Session` (device buffers, launches) |
-//! | [`vectors`] | `CudaVectors`: the optimizers' `VectorOps` on device buffers |
+//! | [`vectors`] | `CudaRuntime`: allocations, copies and launches for `natgrad_ptx::device_vectors` (`CudaVectors`) |
 
 pub mod device;
 pub mod program;
 pub mod vectors;
 
 pub use program::{Cuda, Program, Session};
-pub use vectors::{CudaVectors, DeviceVector};
+pub use vectors::{CudaRuntime, CudaVectors, DeviceVector, cuda_vectors};

@@ -12,6 +12,7 @@ use natgrad_ir::{DType, NodeId, Scalar};
 use natgrad_lower::{
     Backend, BoundInputs, CompileOptions, Error, Executable, MemoryPlan, Phase, Plan, Profile,
 };
+use natgrad_ptx::device_vectors::{bytes_of, bytes_of_mut};
 use natgrad_ptx::launch::{BLOCK, Entry, Gemm, Step};
 
 use crate::device::{open, runtime};
@@ -141,47 +142,12 @@ impl<T: Scalar> Executable<T> for Program<T> {
     }
 }
 
-/// The bytes of a slice of f32 or f64.
-pub(crate) fn bytes_of<T: Scalar>(values: &[T]) -> &[u8] {
-    // SAFETY: `Scalar` is sealed to f32 and f64, plain data without padding.
-    unsafe { std::slice::from_raw_parts(values.as_ptr().cast(), std::mem::size_of_val(values)) }
-}
-
-/// The bytes of a mutable slice of f32 or f64.
-pub(crate) fn bytes_of_mut<T: Scalar>(values: &mut [T]) -> &mut [u8] {
-    // SAFETY: as above; every bit pattern is a valid f32 / f64.
-    unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast(), std::mem::size_of_val(values)) }
-}
-
 /// `vector` as a device vector of `T`, or an error naming `what` was given instead.
 fn device_vector<V>(vector: Option<V>, what: &str) -> Result<V, Error> {
     vector.ok_or_else(|| Error::Backend {
         backend: "cuda",
         message: format!("{what}: the vector is not a natgrad_cuda::DeviceVector of this element type"),
     })
-}
-
-/// The bytes of elements `offset..offset + len` of `vector`, after checking that they exist
-/// (and that the vector was allocated).
-fn element_range<T: Scalar>(
-    vector: &crate::vectors::DeviceVector<T>,
-    offset: usize,
-    len: usize,
-) -> Result<std::ops::Range<usize>, Error> {
-    let fits = offset.checked_add(len).is_some_and(|end| end <= vector.len());
-    if !fits || vector.bytes().is_none() {
-        return Err(Error::Backend {
-            backend: "cuda",
-            message: format!(
-                "elements {offset}..{} of a device vector of {} elements{}",
-                offset.saturating_add(len),
-                vector.len(),
-                if vector.bytes().is_none() { " whose allocation failed" } else { "" }
-            ),
-        });
-    }
-    let size = std::mem::size_of::<T>();
-    Ok(offset * size..(offset + len) * size)
 }
 
 /// One batch size's device buffers of a [`Program`].
@@ -343,12 +309,12 @@ impl<T: Scalar> natgrad_lower::Session<T> for Session<T> {
     ) -> Result<(), Error> {
         let vector =
             device_vector(vector.downcast_ref::<crate::vectors::DeviceVector<T>>(), "set_from_device")?;
-        let source = element_range::<T>(vector, offset, len)?;
+        let source = vector.element_bytes(offset, len, "cuda")?;
         let program = Arc::clone(&self.program);
         if let Some(node) = self.inputs.set(&program.plan, name, len)?
             && let Some(&b) = self.buffer_of.get(&node)
         {
-            let bytes = vector.bytes().expect("checked by element_range").slice(source);
+            let bytes = vector.buffer().expect("checked by element_bytes").slice(source);
             let mut target = self.buffers[b].slice_mut(..bytes.len());
             program.stream.memcpy_dtod(&bytes, &mut target).map_err(|e| runtime("copy on the device", e))?;
         }
@@ -365,9 +331,9 @@ impl<T: Scalar> natgrad_lower::Session<T> for Session<T> {
         let node = self.inputs.output(self.plan(), index, len)?;
         let vector =
             device_vector(vector.downcast_mut::<crate::vectors::DeviceVector<T>>(), "read_to_device")?;
-        let target = element_range::<T>(vector, offset, len)?;
+        let target = vector.element_bytes(offset, len, "cuda")?;
         let source = self.buffers[self.buffer_of[&node]].slice(..target.len());
-        let mut target = vector.bytes_mut().expect("checked by element_range").slice_mut(target);
+        let mut target = vector.buffer_mut().expect("checked by element_bytes").slice_mut(target);
         self.program.stream.memcpy_dtod(&source, &mut target).map_err(|e| runtime("copy on the device", e))
     }
 

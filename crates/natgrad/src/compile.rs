@@ -108,7 +108,7 @@ pub trait DeviceWork<T: Scalar> {
 pub fn with_device_vectors<T: Scalar, W: DeviceWork<T>>(device: Device, work: W) -> Result<W::Output, Error> {
     match device {
         #[cfg(feature = "cuda")]
-        Device::Cuda(ordinal) => Ok(work.run(natgrad_cuda::CudaVectors::<T>::new(ordinal)?)),
+        Device::Cuda(ordinal) => Ok(work.run(natgrad_cuda::cuda_vectors::<T>(ordinal)?)),
         _ => {
             let _ = work;
             Err(natgrad_lower::Error::Device {

@@ -16,6 +16,7 @@ use natgrad_ptx::{Arch, Module as PtxModule};
 
 use crate::exec::Module;
 use crate::memory::Memory;
+use crate::vectors::SimVector;
 
 /// The simulated GPU backend (named `ptx-sim` in errors).
 #[derive(Clone, Copy, Debug, Default)]
@@ -41,6 +42,13 @@ fn value<T: Scalar>(bytes: &[u8]) -> T {
         natgrad_ir::DType::F32 => T::from_f64(f64::from(f32::from_bits(raw as u32))),
         natgrad_ir::DType::F64 => T::from_f64(f64::from_bits(raw)),
     }
+}
+
+/// `vector` as a simulated vector of `T`, or an error naming `what` was given instead.
+fn simulated<V>(vector: Option<V>, what: &str) -> Result<V, Error> {
+    vector.ok_or_else(|| {
+        failed(format!("{what}: the vector is not a natgrad_ptx_sim::SimVector of this element type"))
+    })
 }
 
 fn failed(message: impl Into<String>) -> Error {
@@ -257,6 +265,41 @@ impl<T: Scalar> natgrad_lower::Session<T> for Session<T> {
         let node = self.inputs.output(&self.program.plan, index, out.len())?;
         out.copy_from_slice(&self.values(self.address(node), out.len())?);
         Ok(())
+    }
+
+    fn set_from_device(
+        &mut self,
+        name: &str,
+        vector: &dyn std::any::Any,
+        offset: usize,
+        len: usize,
+    ) -> Result<(), Error> {
+        let vector = simulated(vector.downcast_ref::<SimVector<T>>(), "set_from_device")?;
+        let source = vector.element_bytes(offset, len, "ptx-sim")?;
+        let program = Arc::clone(&self.program);
+        if let Some(node) = self.inputs.set(&program.plan, name, len)?
+            && self.buffer_of.contains_key(&node)
+        {
+            let bytes = vector.buffer().expect("checked by element_bytes").read(source)?;
+            let size = std::mem::size_of::<T>();
+            self.memory.write(self.address(node), bytes.len(), size).map_err(failed)?.copy_from_slice(&bytes);
+        }
+        Ok(())
+    }
+
+    fn read_to_device(
+        &self,
+        index: usize,
+        vector: &mut dyn std::any::Any,
+        offset: usize,
+        len: usize,
+    ) -> Result<(), Error> {
+        let node = self.inputs.output(&self.program.plan, index, len)?;
+        let vector = simulated(vector.downcast_mut::<SimVector<T>>(), "read_to_device")?;
+        let target = vector.element_bytes(offset, len, "ptx-sim")?;
+        let size = std::mem::size_of::<T>();
+        let bytes = self.memory.read(self.address(node), target.len(), size).map_err(failed)?;
+        vector.buffer().expect("checked by element_bytes").write(target.start, bytes)
     }
 
     fn set_profiling(&mut self, on: bool) {

@@ -11,6 +11,7 @@
 //! | [`exec`] | running an entry over a grid (barriers, calls, state spaces) |
 //! | [`memory`] | simulated device memory with checked accesses |
 //! | [`backend`] | [`Simulator`]: `natgrad_lower::Backend` over the CUDA runtime's launch steps |
+//! | [`vectors`] | [`SimVectors`]: the optimizers' device vectors (`natgrad_ptx::device_vectors`) on simulated memory |
 
 #![warn(missing_docs)]
 
@@ -18,5 +19,7 @@ pub mod backend;
 pub mod exec;
 pub mod memory;
 pub mod parse;
+pub mod vectors;
 
 pub use backend::Simulator;
+pub use vectors::{SimVector, SimVectors, sim_vectors};

@@ -27,6 +27,11 @@ impl Memory {
         base
     }
 
+    /// Frees the allocation at `address` (later accesses to it fault).
+    pub fn free(&mut self, address: u64) {
+        self.allocations.remove(&address);
+    }
+
     /// The allocation holding `[address, address + len)`, and the offset in it.
     fn locate(&self, address: u64, len: usize) -> Result<(u64, usize), String> {
         let (&base, data) = self

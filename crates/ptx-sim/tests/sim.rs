@@ -6,9 +6,9 @@ use natgrad_ir::DType;
 use natgrad_lower::math::{Evaluate, Function};
 use natgrad_optim::{HostOf, VectorOps};
 use natgrad_ptx::Arch;
-use natgrad_ptx::vectors::DOT_BLOCK;
 use natgrad_ptx_sim::exec::Module;
 use natgrad_ptx_sim::memory::Memory;
+use natgrad_ptx_sim::{SimVector, SimVectors, sim_vectors};
 use rand::{Rng, SeedableRng};
 
 /// A buffer holding `values` (as f64 or f32 bits).
@@ -107,92 +107,77 @@ fn ptx_math_routines_equal_the_host_routines_bit_for_bit() {
     }
 }
 
-/// The optimizers' vector kernels (`natgrad_ptx::vectors`), launched by their documented
-/// contract, against `HostOf`'s operations: elementwise ones bit for bit (same order, no
-/// fused multiply-adds), `ng_dot`'s block partials (a shared-memory tree behind barriers,
-/// grid-stride beyond 1024 blocks) within rounding of the host's sum, `ng_shifted_power`
-/// within a few ulp of `powf`.
+/// The optimizers' device vectors (`natgrad_ptx::device_vectors`, the code the CUDA
+/// runtime runs, here on the simulator's runtime) against `HostOf`'s operations:
+/// elementwise ones bit for bit (same order, no fused multiply-adds), `ng_dot`'s block
+/// partials (a shared-memory tree behind barriers, grid-stride beyond 1024 blocks) within
+/// rounding of the host's sum, `ng_shifted_power` within a few ulp of `powf`; a length
+/// mismatch is kept as an error for `check`.
 #[test]
-fn vector_kernels_compute_the_host_operations() {
-    for dtype in [DType::F32, DType::F64] {
-        let module = Module::parse(&natgrad_ptx::vectors::module(dtype, Arch::Sm90)).unwrap();
-        for n in [1usize, 1000, 300_000] {
-            let mut rng = rand::rngs::StdRng::seed_from_u64(n as u64);
-            let a: Vec<f64> = (0..n).map(|_| rng.random_range(-2.0..2.0)).collect();
-            let b: Vec<f64> = (0..n).map(|_| rng.random_range(0.0..3.0)).collect();
-            match dtype {
-                DType::F32 => vectors_agree::<f32>(&module, &a, &b),
-                DType::F64 => vectors_agree::<f64>(&module, &a, &b),
-            }
-        }
+fn device_vectors_compute_the_host_operations() {
+    for n in [1usize, 1000, 300_000] {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(n as u64);
+        let a: Vec<f64> = (0..n).map(|_| rng.random_range(-2.0..2.0)).collect();
+        let b: Vec<f64> = (0..n).map(|_| rng.random_range(0.0..3.0)).collect();
+        vectors_agree::<f32>(&a, &b);
+        vectors_agree::<f64>(&a, &b);
     }
 }
 
-fn vectors_agree<T: natgrad_ir::Scalar>(module: &Module, a: &[f64], b: &[f64]) {
-    let dtype = T::DTYPE;
-    let host = HostOf::<T>::new();
+fn vectors_agree<T: natgrad_ir::Scalar>(a: &[f64], b: &[f64]) {
+    let (host, device) = (HostOf::<T>::new(), sim_vectors::<T>().unwrap());
     let (ha, hb): (Vec<T>, Vec<T>) = (host.vector_from_f64(a), host.vector_from_f64(b));
-    let n = a.len();
-    let blocks = n.div_ceil(256).min(1 << 20) as u32;
-    let f = |v: f64| bits(dtype, v);
-    let label = format!("{dtype}, n = {n}");
+    let (da, db) = (device.vector_from_f64(a), device.vector_from_f64(b));
+    let label = format!("{}, n = {}", T::DTYPE, a.len());
     let exact = |what: &str, device: Vec<f64>, host: Vec<f64>| {
         for (i, (d, h)) in device.iter().zip(&host).enumerate() {
             assert_eq!(d.to_bits(), h.to_bits(), "{what} ({label}) [{i}]: device {d}, host {h}");
         }
     };
     let (alpha, beta) = (0.37, -1.3);
-
-    let mut memory = Memory::default();
-    let (x, y) = (upload(&mut memory, dtype, a), upload(&mut memory, dtype, b));
-    module.launch(&mut memory, "ng_axpy", blocks, 256, &[x, y, n as u64, f(alpha)]).unwrap();
-    let mut want = hb.clone();
-    host.axpy(alpha, &ha, &mut want);
-    exact("axpy", download(&memory, dtype, y, n), host.to_f64(&want));
-
-    let y = upload(&mut memory, dtype, b);
-    module.launch(&mut memory, "ng_axpby", blocks, 256, &[x, y, n as u64, f(alpha), f(beta)]).unwrap();
-    let mut want = hb.clone();
-    host.axpby(alpha, &ha, beta, &mut want);
-    exact("axpby", download(&memory, dtype, y, n), host.to_f64(&want));
-
-    let y = upload(&mut memory, dtype, b);
-    module.launch(&mut memory, "ng_scale", blocks, 256, &[y, n as u64, f(beta)]).unwrap();
-    let mut want = hb.clone();
-    host.scale(beta, &mut want);
-    exact("scale", download(&memory, dtype, y, n), host.to_f64(&want));
-
-    module.launch(&mut memory, "ng_fill", blocks, 256, &[y, n as u64, f(alpha)]).unwrap();
-    let mut want = hb.clone();
-    host.fill(&mut want, alpha);
-    exact("fill", download(&memory, dtype, y, n), host.to_f64(&want));
-
-    let (yb, out) = (upload(&mut memory, dtype, b), memory.allocate(n * dtype.size_bytes()));
-    module.launch(&mut memory, "ng_mul", blocks, 256, &[x, yb, out, n as u64]).unwrap();
-    let mut want = hb.clone();
-    host.mul(&ha, &hb, &mut want);
-    exact("mul", download(&memory, dtype, out, n), host.to_f64(&want));
-
-    let (shift, exponent) = (0.25f64, -0.75f64);
-    let args = [yb, out, n as u64, shift.to_bits(), exponent.to_bits()];
-    module.launch(&mut memory, "ng_shifted_power", blocks, 256, &args).unwrap();
-    let mut want = hb.clone();
-    host.shifted_power(&hb, shift, exponent, &mut want);
-    let ulp = match dtype {
+    let both = |op: &dyn Fn(&HostOf<T>, &mut Vec<T>), dop: &dyn Fn(&SimVectors<T>, &mut SimVector<T>)| {
+        let (mut h, mut d) = (hb.clone(), device.vector_from_f64(b));
+        op(&host, &mut h);
+        dop(&device, &mut d);
+        (device.to_f64(&d), host.to_f64(&h))
+    };
+    let (d, h) = both(&|o, y| o.axpy(alpha, &ha, y), &|o, y| o.axpy(alpha, &da, y));
+    exact("axpy", d, h);
+    let (d, h) = both(&|o, y| o.axpby(alpha, &ha, beta, y), &|o, y| o.axpby(alpha, &da, beta, y));
+    exact("axpby", d, h);
+    let (d, h) = both(&|o, y| o.scale(beta, y), &|o, y| o.scale(beta, y));
+    exact("scale", d, h);
+    let (d, h) = both(&|o, y| o.fill(y, alpha), &|o, y| o.fill(y, alpha));
+    exact("fill", d, h);
+    let (d, h) = both(&|o, y| o.mul(&ha, &hb, y), &|o, y| o.mul(&da, &db, y));
+    exact("mul", d, h);
+    let (d, h) = both(&|o, y| o.copy(&ha, y), &|o, y| o.copy(&da, y));
+    exact("copy", d, h);
+    let (d, h) =
+        both(&|o, y| o.shifted_power(&hb, 0.25, -0.75, y), &|o, y| o.shifted_power(&db, 0.25, -0.75, y));
+    let ulp = match T::DTYPE {
         DType::F32 => f64::from(f32::EPSILON),
         DType::F64 => f64::EPSILON,
     };
-    for (i, (d, h)) in download(&memory, dtype, out, n).iter().zip(host.to_f64(&want)).enumerate() {
+    for (i, (d, h)) in d.iter().zip(&h).enumerate() {
         assert!((d - h).abs() <= 8.0 * ulp * h.abs(), "shifted_power ({label}) [{i}]: device {d}, host {h}");
     }
-
-    let dot_blocks = n.div_ceil(DOT_BLOCK as usize).min(1024);
-    let partials = memory.allocate(dot_blocks * 8);
-    module.launch(&mut memory, "ng_dot", dot_blocks as u32, DOT_BLOCK, &[x, yb, partials, n as u64]).unwrap();
-    let device: f64 = download(&memory, DType::F64, partials, dot_blocks).iter().sum();
-    let want = host.dot(&ha, &hb);
+    let (on_device, on_host) = (device.dot(&da, &db), host.dot(&ha, &hb));
     let scale: f64 = a.iter().zip(b).map(|(x, y)| (x * y).abs()).sum();
-    assert!((device - want).abs() <= 1e-13 * scale, "dot ({label}): device {device}, host {want}");
+    assert!(
+        (on_device - on_host).abs() <= 1e-13 * scale,
+        "dot ({label}): device {on_device}, host {on_host}"
+    );
+    device.check().unwrap();
+
+    let mut short = device.zeros(a.len() + 1);
+    device.axpy(1.0, &da, &mut short);
+    assert!(device.dot(&da, &short).is_nan());
+    let error = device.check().unwrap_err().to_string();
+    assert!(
+        error.contains(&format!("axpby of device vectors of lengths [{}, {}]", a.len(), a.len() + 1)),
+        "{error}"
+    );
 }
 
 /// A launch whose buffers are shorter than `n` faults on the first element past the end,

@@ -10,12 +10,14 @@
 //! | [`launch`] | what a runtime does per plan unit, as data: launches and their arguments, zeroing, GEMMs, writes |
 //! | [`patches`] | convolution patches: im2col (a gather with padding) and col2im (a sum per pixel) |
 //! | [`vectors`] | the optimizers' vector operations on device buffers (axpy, dot, …), one module per element type |
+//! | [`device_vectors`] | `natgrad_optim::VectorOps` over any runtime that allocates, copies and launches that module |
 //!
 //! GEMMs are not emitted: they go to cuBLAS. Constants and the batch size are written by
 //! the runtime when it allocates a batch size's buffers.
 
 #![warn(missing_docs)]
 
+pub mod device_vectors;
 pub mod func;
 pub mod host;
 pub mod kernel;

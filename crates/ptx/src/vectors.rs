@@ -27,6 +27,10 @@ use crate::Arch;
 use crate::kernel::call;
 use crate::text::{GRID_STRIDE_REGISTERS, Lines, constant, entry_text, float, size};
 
+/// The module's entries (what a runtime loads).
+pub const ENTRIES: [&str; 7] =
+    ["ng_axpy", "ng_axpby", "ng_scale", "ng_fill", "ng_mul", "ng_shifted_power", "ng_dot"];
+
 /// Threads per block `ng_dot` is written for (its shared-memory tree has this many leaves).
 pub const DOT_BLOCK: u32 = 256;
 
