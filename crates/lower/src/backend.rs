@@ -24,6 +24,10 @@ pub enum Device {
     Cpu,
     /// An NVIDIA GPU by ordinal (needs a build with the `cuda` feature).
     Cuda(usize),
+    /// The GPU backend's PTX, launch steps and device vectors run by the PTX simulator on
+    /// the host (`natgrad-ptx-sim`): the GPU code path checked without a GPU. Slow (one
+    /// simulated thread at a time), for tests and debugging, not for training.
+    Sim,
 }
 
 impl fmt::Display for Device {
@@ -31,6 +35,7 @@ impl fmt::Display for Device {
         match self {
             Device::Cpu => f.write_str("cpu"),
             Device::Cuda(ordinal) => write!(f, "cuda:{ordinal}"),
+            Device::Sim => f.write_str("sim"),
         }
     }
 }
@@ -38,16 +43,17 @@ impl fmt::Display for Device {
 impl FromStr for Device {
     type Err = String;
 
-    /// `cpu`, `cuda` (ordinal 0) or `cuda:N`.
+    /// `cpu`, `cuda` (ordinal 0), `cuda:N` or `sim`.
     fn from_str(s: &str) -> Result<Device, String> {
         match s {
             "cpu" => Ok(Device::Cpu),
             "cuda" => Ok(Device::Cuda(0)),
+            "sim" => Ok(Device::Sim),
             _ => s
                 .strip_prefix("cuda:")
                 .and_then(|n| n.parse().ok())
                 .map(Device::Cuda)
-                .ok_or_else(|| format!("unknown device '{s}': expected cpu, cuda or cuda:N")),
+                .ok_or_else(|| format!("unknown device '{s}': expected cpu, cuda, cuda:N or sim")),
         }
     }
 }

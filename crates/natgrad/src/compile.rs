@@ -103,12 +103,14 @@ pub trait DeviceWork<T: Scalar> {
 }
 
 /// Runs `work` with the optimizer vectors of GPU `device` (the CUDA backend's device
-/// vectors). With `backend`, the only place naming a backend type. The CPU has no device
-/// vectors (its problems use host vectors directly): asking for them is an error.
+/// vectors, or the PTX simulator's). With `backend`, the only place naming a backend type.
+/// The CPU has no device vectors (its problems use host vectors directly): asking for them
+/// is an error.
 pub fn with_device_vectors<T: Scalar, W: DeviceWork<T>>(device: Device, work: W) -> Result<W::Output, Error> {
     match device {
         #[cfg(feature = "cuda")]
         Device::Cuda(ordinal) => Ok(work.run(natgrad_cuda::cuda_vectors::<T>(ordinal)?)),
+        Device::Sim => Ok(work.run(natgrad_ptx_sim::sim_vectors::<T>()?)),
         _ => {
             let _ = work;
             Err(natgrad_lower::Error::Device {
@@ -133,6 +135,7 @@ fn backend<T: Scalar>(device: Device) -> Result<Box<dyn Backend<T>>, Error> {
             why: "this build has no CUDA backend (build with --features cuda)".into(),
         }
         .into()),
+        Device::Sim => Ok(Box::new(natgrad_ptx_sim::Simulator::default())),
     }
 }
 

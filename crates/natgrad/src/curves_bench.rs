@@ -459,7 +459,7 @@ fn run_method(
     let mut run = MethodRun { options, method, settings, theta0, bench };
     // A data-parallel run sums host vectors across processes, so it keeps them on a GPU too.
     let (trained, metric_products) = match options.compile.device {
-        Device::Cuda(_) if options.communicator.size() == 1 => {
+        Device::Cuda(_) | Device::Sim if options.communicator.size() == 1 => {
             let work = OnDevice { problem, run: &mut run };
             crate::compile::with_device_vectors::<f32, _>(options.compile.device, work)??
         }
@@ -585,8 +585,10 @@ impl MethodRun<'_> {
                 ..StopWhen::default()
             },
             |record, theta| {
-                last_seconds = record.seconds;
+                // Training time so far: the evaluations before this record excluded (this
+                // record's own evaluation runs after its clock was read).
                 let seconds = record.seconds - eval_seconds;
+                last_seconds = seconds;
                 let s = &record.step;
                 if method != Method::Sgd {
                     damping_range = (damping_range.0.min(s.damping), damping_range.1.max(s.damping));
@@ -639,15 +641,7 @@ impl MethodRun<'_> {
             }
         };
         let theta = ops.download(&theta).map_err(|e| e.to_string())?;
-        Ok(Trained {
-            theta,
-            points,
-            iterations,
-            seconds: last_seconds - eval_seconds,
-            start_error,
-            damping_range,
-            stopped,
-        })
+        Ok(Trained { theta, points, iterations, seconds: last_seconds, start_error, damping_range, stopped })
     }
 }
 

@@ -17,6 +17,9 @@ pub fn world(distributed: bool, device: Device) -> Result<Rc<dyn Communicator>, 
         (false, _) => Ok(Rc::new(Solo)),
         (true, Device::Cpu) => mpi_world(),
         (true, Device::Cuda(ordinal)) => nccl_world(ordinal),
+        (true, Device::Sim) => Err(Error::Distributed(natgrad_dist::CommError::Library(
+            "--distributed runs on --device cpu or cuda, not on the simulator".into(),
+        ))),
     }
 }
 

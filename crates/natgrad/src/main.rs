@@ -93,7 +93,8 @@ enum Command {
         /// Seed for data, initialisation and batches.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Where compiled code runs: `cpu`, or `cuda[:N]` in a build with the cuda feature.
+        /// Where compiled code runs: `cpu`, `cuda[:N]` in a build with the cuda feature, or `sim`
+        /// (the GPU code on the PTX simulator: slow, for checking without a GPU).
         #[arg(long, default_value = "cpu")]
         device: natgrad::Device,
         /// Run as one of the processes started by `mpirun -np N` (a build with the mpi feature):
@@ -127,7 +128,8 @@ enum Command {
         /// Element type of the computation.
         #[arg(long, value_enum, default_value_t = DTypeArg::F32)]
         dtype: DTypeArg,
-        /// Where compiled code runs: `cpu`, or `cuda[:N]` in a build with the cuda feature.
+        /// Where compiled code runs: `cpu`, `cuda[:N]` in a build with the cuda feature, or `sim`
+        /// (the GPU code on the PTX simulator: slow, for checking without a GPU).
         #[arg(long, default_value = "cpu")]
         device: natgrad::Device,
         /// Run as one of the processes started by `mpirun -np N` (a build with the mpi feature):
@@ -155,7 +157,8 @@ enum Command {
         /// Element type of the computation.
         #[arg(long, value_enum, default_value_t = DTypeArg::F32)]
         dtype: DTypeArg,
-        /// Where compiled code runs: `cpu`, or `cuda[:N]` in a build with the cuda feature.
+        /// Where compiled code runs: `cpu`, `cuda[:N]` in a build with the cuda feature, or `sim`
+        /// (the GPU code on the PTX simulator: slow, for checking without a GPU).
         #[arg(long, default_value = "cpu")]
         device: natgrad::Device,
     },
@@ -246,7 +249,8 @@ enum BenchCommand {
         /// Seed for data, initialisation and batches.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Where compiled code runs: `cpu`, or `cuda[:N]` in a build with the cuda feature.
+        /// Where compiled code runs: `cpu`, `cuda[:N]` in a build with the cuda feature, or `sim`
+        /// (the GPU code on the PTX simulator: slow, for checking without a GPU).
         #[arg(long, default_value = "cpu")]
         device: natgrad::Device,
         /// Run as one of the processes started by `mpirun -np N` (a build with the mpi feature):
@@ -285,7 +289,8 @@ enum BenchCommand {
         /// Seed for the initialisation and the batches.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Where compiled code runs: `cpu`, or `cuda[:N]` in a build with the cuda feature.
+        /// Where compiled code runs: `cpu`, `cuda[:N]` in a build with the cuda feature, or `sim`
+        /// (the GPU code on the PTX simulator: slow, for checking without a GPU).
         #[arg(long, default_value = "cpu")]
         device: natgrad::Device,
     },
@@ -319,7 +324,8 @@ enum BenchCommand {
         /// Seed of the stream, the resamples and the initialisation.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Where compiled code runs: `cpu`, or `cuda[:N]` in a build with the cuda feature.
+        /// Where compiled code runs: `cpu`, `cuda[:N]` in a build with the cuda feature, or `sim`
+        /// (the GPU code on the PTX simulator: slow, for checking without a GPU).
         #[arg(long, default_value = "cpu")]
         device: natgrad::Device,
     },
@@ -343,7 +349,8 @@ enum BenchCommand {
         /// GPU only: f32 GEMMs in TF32 on the tensor cores (JAX's and PyTorch's default).
         #[arg(long)]
         tf32: bool,
-        /// Where compiled code runs: `cpu`, or `cuda[:N]` in a build with the cuda feature.
+        /// Where compiled code runs: `cpu`, `cuda[:N]` in a build with the cuda feature, or `sim`
+        /// (the GPU code on the PTX simulator: slow, for checking without a GPU).
         #[arg(long, default_value = "cpu")]
         device: natgrad::Device,
         /// Then time the same Curves operations in JAX (python3 with `jax` installed; exact

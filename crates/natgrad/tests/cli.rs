@@ -277,7 +277,7 @@ fn bench_curves_rejects_bad_settings_with_a_message() {
             &["--device", "cuda:1"],
             "device cuda:1: this build has no CUDA backend (build with --features cuda)",
         ),
-        (&["--device", "tpu"], "unknown device 'tpu': expected cpu, cuda or cuda:N"),
+        (&["--device", "tpu"], "unknown device 'tpu': expected cpu, cuda, cuda:N or sim"),
         (&["--damping=-1"], "--damping must be a positive number, got -1"),
         (&["--eval-every", "0"], "--eval-every must be at least 1"),
         (&["--budget", "0"], "--budget must be a positive number of seconds, got 0"),

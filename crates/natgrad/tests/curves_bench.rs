@@ -31,6 +31,22 @@ fn every_method_lowers_the_error_and_all_outputs_are_written() {
     for m in Method::ALL {
         assert!(csv.lines().any(|l| l.starts_with(&format!("{},", m.name()))), "no rows for {}", m.name());
     }
+    // The reported training time excludes evaluations, so it is never below a point's (the
+    // last evaluation happens after the last step's clock reading and is not subtracted).
+    for s in &summaries {
+        let prefix = format!("{},", s.method.name());
+        let latest = csv
+            .lines()
+            .filter(|l| l.starts_with(&prefix))
+            .filter_map(|l| l.split(',').nth(2)?.parse::<f64>().ok())
+            .fold(0.0f64, f64::max);
+        assert!(
+            s.seconds >= 0.0 && s.seconds >= latest - 1e-4,
+            "{:?}: {} s after a point at {latest} s",
+            s.method,
+            s.seconds
+        );
+    }
     let png = std::fs::read(out.join("figure3.png")).unwrap();
     assert_eq!(&png[..4], b"\x89PNG");
     std::fs::remove_dir_all(&out).ok();

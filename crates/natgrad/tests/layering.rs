@@ -30,7 +30,10 @@ fn only_the_device_match_names_a_backend_type() {
     {
         for (path, text) in sources(&crates_dir().join(krate)) {
             for (i, line) in text.lines().enumerate() {
-                if line.contains(concat!("natgrad", "_cpu")) || line.contains(concat!("natgrad", "_cuda")) {
+                if line.contains(concat!("natgrad", "_cpu"))
+                    || line.contains(concat!("natgrad", "_cuda"))
+                    || line.contains(concat!("natgrad", "_ptx_sim"))
+                {
                     uses.push(format!("{}:{}: {}", path.display(), i + 1, line.trim()));
                 }
             }
@@ -38,12 +41,14 @@ fn only_the_device_match_names_a_backend_type() {
     }
     // The backend match, and the GPU's optimizer vectors (`with_device_vectors`), both in
     // compile.rs.
-    assert_eq!(uses.len(), 3, "backend types named outside the Device matches:\n{}", uses.join("\n"));
+    assert_eq!(uses.len(), 5, "backend types named outside the Device matches:\n{}", uses.join("\n"));
     assert!(uses.iter().all(|u| u.contains("compile.rs") && u.contains(" => ")), "{}", uses.join("\n"));
     for arm in [
         "Device::Cpu => Ok(Box::new(",
         "Device::Cuda(ordinal) => Ok(Box::new(",
         "Device::Cuda(ordinal) => Ok(work.run(",
+        "Device::Sim => Ok(Box::new(",
+        "Device::Sim => Ok(work.run(",
     ] {
         assert_eq!(uses.iter().filter(|u| u.contains(arm)).count(), 1, "`{arm}` in:\n{}", uses.join("\n"));
     }

@@ -259,3 +259,75 @@ fn device_problem_plumbing_with_host_vectors() {
     let error = wrapped.metric_product(&through, &mut out).unwrap_err().to_string();
     assert!(error.contains("no device vectors"), "{error}");
 }
+
+/// NGD and HF for a few iterations on `Device::Sim` — every kernel, GEMM and solver vector
+/// of the GPU code path (device vectors, `DeviceProblem`, device-to-device metric products)
+/// run by the PTX simulator — take the CPU's steps: parameters within 1e-9 (f64; the dots
+/// add in another order).
+#[test]
+fn the_gpu_code_path_on_the_simulator_takes_the_cpus_steps() {
+    use natgrad::compile::{DeviceWork, with_device_vectors};
+    use natgrad::device_problem::DeviceProblem;
+    use natgrad::optim::{Transfer, VectorOps};
+
+    struct OnDevice {
+        problem: ModelProblem<f64>,
+        theta0: Vec<f64>,
+        hessian_free: bool,
+    }
+
+    fn second_order() -> SecondOrder {
+        SecondOrder {
+            solver: Solver::Cg,
+            max_solver_iterations: 20,
+            damping: Damping::levenberg_marquardt(1.0),
+            warm_start: false,
+        }
+    }
+
+    fn run<P: Problem>(problem: &mut P, theta: &mut <P::Ops as VectorOps>::Vector, hessian_free: bool) {
+        let stop = StopWhen { max_iterations: Some(4), ..StopWhen::default() };
+        let mut optimizer: Box<dyn Optimizer<P>> = if hessian_free {
+            Box::new(HessianFree::new(second_order()))
+        } else {
+            Box::new(Ngd::new(second_order(), StepSize::Fixed(1.0)))
+        };
+        train(problem, optimizer.as_mut(), theta, &stop, |_, _| {}).unwrap();
+    }
+
+    impl DeviceWork<f64> for OnDevice {
+        type Output = Vec<f64>;
+        fn run<O>(self, ops: O) -> Vec<f64>
+        where
+            O: Transfer<f64> + Clone + 'static,
+            <O as VectorOps>::Vector: std::any::Any,
+        {
+            let mut problem = DeviceProblem::new(self.problem, ops.clone()).unwrap();
+            let mut theta = ops.upload(&self.theta0);
+            run(&mut problem, &mut theta, self.hessian_free);
+            ops.download(&theta).unwrap()
+        }
+    }
+
+    let model = nn::mlp(&[6, 8, 3], &[Activation::Tanh, Activation::Softmax], DType::F64).unwrap();
+    let (x, t) = classification();
+    let theta0 = small_init(&model);
+    for (hessian_free, kind) in [(false, MetricKind::Fisher), (true, MetricKind::GaussNewton)] {
+        let mut on_cpu =
+            ModelProblem::<f64>::new(&model, x.clone(), Some(t.clone()), batching(kind)).unwrap();
+        let mut cpu = theta0.clone();
+        run(&mut on_cpu, &mut cpu, hessian_free);
+        let options = CompileOptions { device: natgrad::Device::Sim, ..CompileOptions::default() };
+        let problem =
+            ModelProblem::<f64>::with_options(&model, x.clone(), Some(t.clone()), batching(kind), &options)
+                .unwrap();
+        let work = OnDevice { problem, theta0: theta0.clone(), hessian_free };
+        let sim = with_device_vectors::<f64, _>(natgrad::Device::Sim, work).unwrap();
+        assert_ne!(cpu, theta0, "training moved");
+        let scale = cpu.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for (i, (s, c)) in sim.iter().zip(&cpu).enumerate() {
+            let method = if hessian_free { "hf" } else { "ngd" };
+            assert!((s - c).abs() <= 1e-9 * scale, "{method}: θ[{i}] simulator {s}, CPU {c}");
+        }
+    }
+}
