@@ -370,3 +370,43 @@ fn cg_solve_agrees<R: Runtime>(vectors: DeviceVectors<f64, R>) {
         on_cpu.relative_residual
     );
 }
+
+/// TF32 mode (`CompileOptions::tf32`) on an f32 GEMM whose operands need more than TF32's
+/// 10 mantissa bits: 1.0001 · 1 summed over 256 terms is 256.0256 exactly in f32 and 256
+/// from TF32 operands. The simulator truncates operands as TF32 tensor cores read them; on
+/// a GPU cuBLAS may still pick a full-f32 kernel, so there either value passes and the
+/// test says which it got. Without the mode the product is exact everywhere.
+#[test]
+fn tf32_mode_rounds_f32_gemm_operands() {
+    let n = 256;
+    let b = Builder::new(DType::F32);
+    let x = b.input("x", Shape::fixed(&[n, n]));
+    let y = b.input("y", Shape::fixed(&[n, n]));
+    let graph = b.finish(&[&x.matmul(&y)]).unwrap();
+    let mut got = Vec::new();
+    for tf32 in [false, true] {
+        let plan = Arc::new(Plan::build(&graph, &Partition::single(), DType::F32, true).unwrap());
+        let options = CompileOptions { tf32, ..CompileOptions::default() };
+        let program = if device::driver_present() {
+            Backend::<f32>::compile(&Cuda { ordinal: 0 }, plan, &options)
+        } else {
+            Backend::<f32>::compile(&Simulator::default(), plan, &options)
+        }
+        .unwrap();
+        let mut session = Arc::clone(&program).session(1).unwrap();
+        session.set("x", &vec![1.0001f32; n * n]).unwrap();
+        session.set("y", &vec![1.0f32; n * n]).unwrap();
+        session.run(0).unwrap();
+        let mut out = vec![0.0f32; n * n];
+        session.read(0, &mut out).unwrap();
+        got.push(out[0]);
+    }
+    let exact = 1.0001f32 * n as f32;
+    assert!((got[0] - exact).abs() <= 1e-3, "without TF32: {} (exact {exact})", got[0]);
+    if device::driver_present() {
+        assert!(got[1] == n as f32 || (got[1] - exact).abs() <= 1e-3, "TF32: {}", got[1]);
+        eprintln!("TF32 mode: {} ({})", got[1], if got[1] == n as f32 { "tensor cores" } else { "full f32" });
+    } else {
+        assert_eq!(got[1], n as f32, "TF32 on the simulator");
+    }
+}

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use natgrad_autodiff::fisher_product;
 use natgrad_ir::Scalar;
-use natgrad_ir::{Graph, Model, NodeId, Op};
+use natgrad_ir::{DType, Graph, Model, NodeId, Op};
 use natgrad_lower::Partition;
 
 use crate::compile::{CompileOptions, Error, compile_fisher_product, compile_gradient, compile_loss};
@@ -48,6 +48,10 @@ pub struct Report {
     pub results: Vec<Timing>,
     /// Where apply's time goes, per batch size.
     pub profiles: Vec<String>,
+    /// Per batch size, apply's largest deviation from the same product in f64 on the CPU,
+    /// over the largest element of that product (the element type's and, on a GPU, TF32's
+    /// rounding).
+    pub apply_errors: Vec<(usize, f64)>,
 }
 
 fn time_runs(runs: usize, mut f: impl FnMut() -> Result<(), Error>) -> Result<(f64, f64, f64), Error> {
@@ -110,16 +114,19 @@ fn gemm_peak<T: Scalar>(
     Ok(best)
 }
 
-/// Runs the benchmark for `model` (built by `build`, timed as graph construction).
+/// Runs the benchmark for the model `build` makes in an element type (timed as graph
+/// construction; also built in f64 for the CPU reference of apply's accuracy).
 pub fn run<T: Scalar>(
-    build: impl Fn() -> Result<Model, Error>,
+    build: impl Fn(DType) -> Result<Model, Error>,
     batches: &[usize],
     runs: usize,
     options: &CompileOptions,
 ) -> Result<Report, Error> {
     let start = Instant::now();
-    let model = build()?;
+    let model = build(T::DTYPE)?;
     let build_time = start.elapsed();
+    let mut reference = compile_fisher_product::<f64>(&build(DType::F64)?, &CompileOptions::default())?;
+    let mut apply_errors = Vec::new();
     let mut fvp = compile_fisher_product::<T>(&model, options)?;
     let compile_ms = [
         build_time.as_secs_f64() * 1e3,
@@ -185,8 +192,15 @@ pub fn run<T: Scalar>(
         gradient.set_profiling(false);
         fvp.set_profiling(false);
         peak_bytes.push((batch, fvp.peak_bytes().unwrap_or(0)));
+        let wide = |values: &[T]| values.iter().map(|v| v.as_f64()).collect::<Vec<f64>>();
+        reference.prepare(&wide(&theta), &wide(&x))?;
+        let mut exact = vec![0.0; n];
+        reference.apply(&wide(&v), &mut exact)?;
+        let scale = exact.iter().fold(f64::MIN_POSITIVE, |m, e| m.max(e.abs()));
+        let deviation = gv.iter().zip(&exact).fold(0.0f64, |m, (g, e)| m.max((g.as_f64() - e).abs()));
+        apply_errors.push((batch, deviation / scale));
     }
-    Ok(Report { gemm_peak_gflops, compile_ms, peak_bytes, results, profiles })
+    Ok(Report { gemm_peak_gflops, compile_ms, peak_bytes, results, profiles, apply_errors })
 }
 
 /// `"{what} profile at batch {batch}: kernel 6.6% (22 calls/run) …"`.
@@ -224,6 +238,12 @@ impl Report {
         for (batch, bytes) in &self.peak_bytes {
             let _ =
                 writeln!(out, "memory plan at batch {batch}: {:.1} MiB", *bytes as f64 / (1 << 20) as f64);
+        }
+        for (batch, error) in &self.apply_errors {
+            let _ = writeln!(
+                out,
+                "apply at batch {batch} vs the f64 product on the CPU: largest error {error:.2e} of the largest element"
+            );
         }
         let _ = writeln!(
             out,
@@ -263,8 +283,13 @@ impl Report {
             .collect();
         let peak: Vec<String> =
             self.peak_bytes.iter().map(|(b, n)| format!("{{\"batch\": {b}, \"bytes\": {n}}}")).collect();
+        let errors: Vec<String> = self
+            .apply_errors
+            .iter()
+            .map(|(b, e)| format!("{{\"batch\": {b}, \"relative_error\": {e:e}}}"))
+            .collect();
         format!(
-            "{{\"gemm_peak_gflops\": {:.3}, \"compile_ms\": {:.3}, \"compile_breakdown_ms\": {{\"graph\": {:.3}, \"autodiff\": {:.3}, \"simplify\": {:.3}, \"codegen\": {:.3}}}, \"memory_plan\": [{}], \"results\": [{}]}}\n",
+            "{{\"gemm_peak_gflops\": {:.3}, \"compile_ms\": {:.3}, \"compile_breakdown_ms\": {{\"graph\": {:.3}, \"autodiff\": {:.3}, \"simplify\": {:.3}, \"codegen\": {:.3}}}, \"memory_plan\": [{}], \"apply_errors\": [{}], \"results\": [{}]}}\n",
             self.gemm_peak_gflops,
             self.compile_ms.iter().sum::<f64>(),
             self.compile_ms[0],
@@ -272,6 +297,7 @@ impl Report {
             self.compile_ms[2],
             self.compile_ms[3],
             peak.join(", "),
+            errors.join(", "),
             results.join(", ")
         )
     }

@@ -864,18 +864,15 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let options = natgrad::CompileOptions { tf32, ..compile_options(device) };
             let runs = runs.max(1);
             let build = |d: DType| {
-                let model = model.clone();
-                move || {
-                    model_from_spec(&model, d).map_err(|e| natgrad::compile::Error::Length {
-                        what: e.to_string(),
-                        expected: String::new(),
-                        got: 0,
-                    })
-                }
+                model_from_spec(&model, d).map_err(|e| natgrad::compile::Error::Length {
+                    what: e.to_string(),
+                    expected: String::new(),
+                    got: 0,
+                })
             };
             let report = match dtype {
-                DTypeArg::F32 => natgrad::bench::run::<f32>(build(DType::F32), &batch, runs, &options)?,
-                DTypeArg::F64 => natgrad::bench::run::<f64>(build(DType::F64), &batch, runs, &options)?,
+                DTypeArg::F32 => natgrad::bench::run::<f32>(build, &batch, runs, &options)?,
+                DTypeArg::F64 => natgrad::bench::run::<f64>(build, &batch, runs, &options)?,
             };
             print!("{}", report.table());
             if let Some(path) = json {
@@ -883,10 +880,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 eprintln!("wrote {}", path.display());
             }
             if compare_jax {
-                let again = || {
-                    natgrad::bench::run::<f32>(build(DType::F32), &batch, runs, &options)
-                        .map_err(|e| e.to_string())
-                };
+                let again =
+                    || natgrad::bench::run::<f32>(build, &batch, runs, &options).map_err(|e| e.to_string());
                 print!("{}", natgrad::jax_compare::compare(&report, again, &batch, runs, rounds)?);
             }
         }

@@ -51,6 +51,11 @@ fn simulated<V>(vector: Option<V>, what: &str) -> Result<V, Error> {
     })
 }
 
+/// `v` (an f32) as a TF32 tensor core reads it: the top 10 of its 23 mantissa bits.
+fn tf32<T: Scalar>(v: T) -> T {
+    T::from_f64(f64::from(f32::from_bits((v.as_f64() as f32).to_bits() & 0xffff_e000)))
+}
+
 fn failed(message: impl Into<String>) -> Error {
     Error::Backend { backend: "ptx-sim", message: message.into() }
 }
@@ -60,7 +65,7 @@ impl<T: Scalar> Backend<T> for Simulator {
         "ptx-sim"
     }
 
-    fn compile(&self, plan: Arc<Plan>, _options: &CompileOptions) -> Result<Arc<dyn Executable<T>>, Error> {
+    fn compile(&self, plan: Arc<Plan>, options: &CompileOptions) -> Result<Arc<dyn Executable<T>>, Error> {
         if plan.dtype != T::DTYPE {
             return Err(failed(format!(
                 "the plan computes in {} but {} was asked for",
@@ -80,6 +85,7 @@ impl<T: Scalar> Backend<T> for Simulator {
             plan,
             ptx,
             module,
+            tf32: options.tf32 && T::DTYPE == natgrad_ir::DType::F32,
             parse: start.elapsed(),
             _marker: std::marker::PhantomData,
         }))
@@ -91,6 +97,8 @@ struct Program<T> {
     plan: Arc<Plan>,
     ptx: PtxModule,
     module: Module,
+    /// f32 GEMM operands keep 10 mantissa bits, as TF32 tensor cores read them.
+    tf32: bool,
     parse: Duration,
     _marker: std::marker::PhantomData<fn() -> T>,
 }
@@ -191,7 +199,8 @@ impl<T: Scalar> Session<T> {
     }
 
     /// `cublas?gemm`'s contract, checked as cuBLAS checks it (leading dimensions), each
-    /// product summed in f64 and rounded once.
+    /// product summed in f64 and rounded once (in TF32 mode, from operands truncated to
+    /// TF32).
     fn gemm(&mut self, g: &Gemm) -> Result<(), Error> {
         let (a_rows, a_cols) = if g.transa { (g.k, g.m) } else { (g.m, g.k) };
         let (b_rows, b_cols) = if g.transb { (g.n, g.k) } else { (g.k, g.n) };
@@ -199,8 +208,12 @@ impl<T: Scalar> Session<T> {
             return Err(failed(format!("GEMM with invalid arguments (cuBLAS would refuse them): {g:?}")));
         }
         let extent = |ld: usize, rows: usize, cols: usize| ld * (cols - 1) + rows;
-        let a = self.values(self.address(g.a), extent(g.lda, a_rows, a_cols))?;
-        let b = self.values(self.address(g.b), extent(g.ldb, b_rows, b_cols))?;
+        let operand = |address, len| -> Result<Vec<T>, Error> {
+            let values = self.values(address, len)?;
+            Ok(if self.program.tf32 { values.into_iter().map(tf32).collect() } else { values })
+        };
+        let a = operand(self.address(g.a), extent(g.lda, a_rows, a_cols))?;
+        let b = operand(self.address(g.b), extent(g.ldb, b_rows, b_cols))?;
         let mut c = vec![T::zero(); extent(g.ldc, g.m, g.n)];
         let at = |i: usize, l: usize| if g.transa { a[l + i * g.lda] } else { a[i + l * g.lda] };
         let bt = |l: usize, j: usize| if g.transb { b[j + l * g.ldb] } else { b[l + j * g.ldb] };
