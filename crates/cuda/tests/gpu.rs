@@ -103,8 +103,9 @@ fn elementwise_host_steps_and_gemms_match_the_interpreter() {
 /// Every op family of the IR, in one graph: each unary op (NaN where the interpreter gives
 /// NaN), each binary op, each comparison through select, softmax and log-softmax over both
 /// axes, all four transpose combinations of GEMM, materialised broadcasts, reshapes, 3-D
-/// transposes, sums / means / maxima over leading, trailing and middle axes, the batch size;
-/// rows of 11 (one element per thread) and of 12 (16-byte vectors per thread).
+/// transposes, sums / means / maxima over leading, trailing and middle axes, column sums
+/// fused into kernels, the batch size; rows of 11 (one element per thread) and of 12
+/// (16-byte vectors per thread).
 #[test]
 fn every_op_matches_the_interpreter() {
     for ((dtype, tol), n) in
@@ -152,6 +153,8 @@ fn every_op_matches_the_interpreter() {
             cube.sum(&[0, 2], false),
             cube.max(&[0, 1, 2], false),
             &x * &b.batch_size(),
+            (&x * &y).sum(&[0], false),
+            (&x - &y).mean(&[0], true),
         ];
         for cmp in [Compare::Lt, Compare::Le, Compare::Gt, Compare::Ge, Compare::Eq, Compare::Ne] {
             outputs.push(x.compare(cmp, &y.relu()).select(&x, &y));

@@ -1,7 +1,9 @@
-//! A [`KernelSpec`] as a PTX `.entry`: one thread per element (or per 16-byte vector of
-//! elements, when rows hold whole vectors) of the `rows × cols` space in a grid-stride loop; inputs read by access mode, outputs stored, column sums added
-//! with `red.global.add` (the runtime zeroes their buffers first and applies a mean's
-//! scale after).
+//! A [`KernelSpec`] as a PTX `.entry` over the `rows × cols` space in a grid-stride loop,
+//! each thread taking one element, or one 16-byte vector of elements when rows hold whole
+//! vectors; inputs read by access mode, outputs stored. A kernel with column sums gives each
+//! thread a tile instead — [`SUM_ROWS`] rows of one element or vector column — whose sums it
+//! keeps in registers and adds with one `red.global.add` per column (the runtime zeroes the
+//! sums' buffers first and applies a mean's scale after).
 //!
 //! Parameters: one `.u64` pointer per buffer (inputs, outputs, column sums — the order of
 //! the unit's `args`), then `rows` and `cols` as `.u64`.
@@ -17,18 +19,24 @@ pub fn vector_width(dtype: DType) -> usize {
     16 / size(dtype)
 }
 
-/// Threads a launch of a kernel over `rows × cols` elements needs: one per 16-byte vector
-/// when rows hold whole vectors (the entry then takes its vectorised loop), else one per
-/// element. Either count is correct (the loops are grid-stride); this one wastes none.
-pub fn threads(dtype: DType, rows: usize, cols: usize) -> usize {
-    let width = vector_width(dtype);
-    if cols.is_multiple_of(width) { rows * cols / width } else { rows * cols }
+/// Rows one thread sums down a column in a kernel with column sums (one atomic add per
+/// column per this many rows).
+pub const SUM_ROWS: usize = 32;
+
+/// Threads a launch of `spec` over `rows × cols` elements needs: one per element, or per
+/// 16-byte vector when rows hold whole vectors (the entry then takes its vectorised loop);
+/// with column sums, one per [`SUM_ROWS`]-row tile of such columns. Any count is correct
+/// (the loops are grid-stride); this one wastes none.
+pub fn threads(spec: &KernelSpec, rows: usize, cols: usize) -> usize {
+    let width = vector_width(spec.dtype);
+    let lanes = if cols.is_multiple_of(width) { width } else { 1 };
+    if spec.column_sums.is_empty() { rows * cols / lanes } else { rows.div_ceil(SUM_ROWS) * (cols / lanes) }
 }
 
 /// The `.entry` named `name` computing `spec`, and the math functions it calls. When `cols`
 /// is a multiple of [`vector_width`], each thread takes 16 bytes of every full-size operand
 /// and bias row with one vector load and stores its outputs with one vector store (buffers
-/// are whole allocations, so 256-byte aligned); otherwise one element per thread.
+/// are whole allocations, so 256-byte aligned); otherwise one element at a time.
 pub fn entry(name: &str, spec: &KernelSpec) -> (String, Vec<Function>) {
     let dtype = spec.dtype;
     let t = float(dtype);
@@ -38,153 +46,226 @@ pub fn entry(name: &str, spec: &KernelSpec) -> (String, Vec<Function>) {
     let pointers: Vec<String> = (0..buffers).map(|k| lines.pointer(name, &format!("b{k}"))).collect();
     let (rows, cols) = (lines.param(name, "rows"), lines.param(name, "cols"));
     let width = vector_width(dtype);
-    lines.op(format!("mul.lo.u64 %total, {rows}, {cols}"));
     lines.op(format!("rem.u64 %scratch, {cols}, {width}"));
     lines.op("setp.eq.u64 %vectors, %scratch, 0");
     lines.op("@%vectors bra $VECTORS");
-    lines.grid_stride_begin("%total");
-    body(&mut lines, &mut calls, spec, &pointers, &cols, 1);
-    lines.grid_stride_end();
-    lines.text.push_str("$VECTORS:\n");
-    lines.op(format!("div.u64 %total, %total, {width}"));
-    lines.grid_stride_begin_at("%total", "$VLOOP", "$VDONE");
-    body(&mut lines, &mut calls, spec, &pointers, &cols, width);
-    lines.grid_stride_end_at("$VLOOP", "$VDONE");
+    let mut kernel = Kernel { lines, calls: &mut calls, spec, pointers, rows, cols };
+    kernel.path(1, "");
+    kernel.lines.text.push_str("$VECTORS:\n");
+    kernel.path(width, "V");
     let mut params: Vec<String> = (0..buffers).map(|k| format!("b{k}")).collect();
     params.extend(["rows".to_string(), "cols".to_string()]);
-    let mut declarations = lines.declarations(&[("rd", "b64"), ("f", t), ("p", "pred")]);
+    let mut declarations = kernel.lines.declarations(&[("rd", "b64"), ("f", t), ("p", "pred")]);
     declarations.push_str(GRID_STRIDE_REGISTERS);
     declarations.push_str("\t.reg .pred %vectors;\n");
     for n in ["total", "first", "row", "col", "full", "by_col", "by_row"] {
         declarations.push_str(&format!("\t.reg .u64 %{n};\n"));
     }
-    (entry_text(name, &params, &declarations, &lines.text), calls)
+    (entry_text(name, &params, &declarations, &kernel.lines.text), calls)
 }
 
-/// One grid-stride iteration of `spec` over `lanes` consecutive elements of one row,
-/// starting at element `%index · lanes`.
-fn body(
-    lines: &mut Lines,
-    calls: &mut Vec<Function>,
-    spec: &KernelSpec,
-    pointers: &[String],
-    cols: &str,
-    lanes: usize,
-) {
-    let dtype = spec.dtype;
-    let t = float(dtype);
-    let bytes = size(dtype);
-    let [first, row, col] = ["%first", "%row", "%col"];
-    if lanes == 1 {
-        lines.op(format!("mov.u64 {first}, %index"));
-    } else {
-        lines.op(format!("mul.lo.u64 {first}, %index, {lanes}"));
-    }
-    lines.op(format!("div.u64 {row}, {first}, {cols}"));
-    lines.op(format!("mul.lo.u64 %scratch, {row}, {cols}"));
-    lines.op(format!("sub.u64 {col}, {first}, %scratch"));
-    // Byte offsets by access mode.
-    let [full, by_col, by_row] = ["%full", "%by_col", "%by_row"];
-    lines.op(format!("mul.lo.u64 {full}, {first}, {bytes}"));
-    lines.op(format!("mul.lo.u64 {by_col}, {col}, {bytes}"));
-    lines.op(format!("mul.lo.u64 {by_row}, {row}, {bytes}"));
-    let address = |lines: &mut Lines, pointer: &str, access: Access| -> String {
-        let a = lines.reg("rd");
-        match access {
-            Access::Full => lines.op(format!("add.u64 {a}, {pointer}, {full}")),
-            Access::Row => lines.op(format!("add.u64 {a}, {pointer}, {by_col}")),
-            Access::Col => lines.op(format!("add.u64 {a}, {pointer}, {by_row}")),
-            Access::Scalar => lines.op(format!("mov.u64 {a}, {pointer}")),
+/// An entry being written.
+struct Kernel<'a> {
+    lines: Lines,
+    calls: &'a mut Vec<Function>,
+    spec: &'a KernelSpec,
+    pointers: Vec<String>,
+    rows: String,
+    cols: String,
+}
+
+impl Kernel<'_> {
+    /// One grid-stride loop with `lanes` elements per step (labels prefixed by `tag`),
+    /// ending in `ret`.
+    fn path(&mut self, lanes: usize, tag: &str) {
+        let (rows, cols) = (self.rows.clone(), self.cols.clone());
+        let (top, done) = (format!("${tag}LOOP"), format!("${tag}DONE"));
+        if self.spec.column_sums.is_empty() {
+            self.lines.op(format!("mul.lo.u64 %total, {rows}, {cols}"));
+            if lanes > 1 {
+                self.lines.op(format!("div.u64 %total, %total, {lanes}"));
+            }
+            self.lines.grid_stride_begin_at("%total", &top, &done);
+            if lanes == 1 {
+                self.lines.op("mov.u64 %first, %index");
+            } else {
+                self.lines.op(format!("mul.lo.u64 %first, %index, {lanes}"));
+            }
+            self.lines.op(format!("div.u64 %row, %first, {cols}"));
+            self.lines.op(format!("mul.lo.u64 %scratch, %row, {cols}"));
+            self.lines.op("sub.u64 %col, %first, %scratch");
+            self.body(lanes);
+            self.lines.grid_stride_end_at(&top, &done);
+            return;
         }
-        a
-    };
-    let vector = |registers: &[String]| format!("{{{}}}", registers.join(", "));
-    let suffix = if lanes == 1 { String::new() } else { format!(".v{lanes}") };
-    // values[expression][lane]
-    let mut values: Vec<Vec<String>> = Vec::with_capacity(spec.exprs.len());
-    for expr in &spec.exprs {
-        let per_lane = |lines: &mut Lines| -> Vec<String> { (0..lanes).map(|_| lines.reg("f")).collect() };
-        let lane_values = match *expr {
-            KExpr::Input(i) => {
-                let access = spec.inputs[i];
-                let a = address(lines, &pointers[i], access);
-                if matches!(access, Access::Full | Access::Row) {
-                    let d = per_lane(lines);
-                    let target = if lanes == 1 { d[0].clone() } else { vector(&d) };
-                    lines.op(format!("ld.global.nc{suffix}.{t} {target}, [{a}]"));
-                    d
-                } else {
-                    // One value per row (or in all): every lane reads the same.
+        // Tiles of SUM_ROWS rows × `lanes` columns: %index = tile row · vector columns + vector column.
+        let t = float(self.spec.dtype);
+        let (vector_cols, tile, end) = (self.lines.reg("rd"), self.lines.reg("rd"), self.lines.reg("rd"));
+        if lanes == 1 {
+            self.lines.op(format!("mov.u64 {vector_cols}, {cols}"));
+        } else {
+            self.lines.op(format!("div.u64 {vector_cols}, {cols}, {lanes}"));
+        }
+        self.lines.op(format!("add.u64 %total, {rows}, {}", SUM_ROWS - 1));
+        self.lines.op(format!("div.u64 %total, %total, {SUM_ROWS}"));
+        self.lines.op(format!("mul.lo.u64 %total, %total, {vector_cols}"));
+        self.lines.grid_stride_begin_at("%total", &top, &done);
+        self.lines.op(format!("div.u64 {tile}, %index, {vector_cols}"));
+        self.lines.op(format!("mul.lo.u64 %scratch, {tile}, {vector_cols}"));
+        self.lines.op("sub.u64 %col, %index, %scratch");
+        if lanes > 1 {
+            self.lines.op(format!("mul.lo.u64 %col, %col, {lanes}"));
+        }
+        self.lines.op(format!("mul.lo.u64 %row, {tile}, {SUM_ROWS}"));
+        self.lines.op(format!("add.u64 {end}, %row, {SUM_ROWS}"));
+        self.lines.op(format!("min.u64 {end}, {end}, {rows}"));
+        let sums: Vec<Vec<String>> = self
+            .spec
+            .column_sums
+            .iter()
+            .map(|_| {
+                (0..lanes)
+                    .map(|_| {
+                        let r = self.lines.reg("f");
+                        self.lines.op(format!("mov.{t} {r}, {}", constant(self.spec.dtype, 0.0)));
+                        r
+                    })
+                    .collect()
+            })
+            .collect();
+        let (rows_top, rows_done) = (format!("${tag}ROWS"), format!("${tag}ROWS_DONE"));
+        let more = self.lines.reg("p");
+        self.lines.text.push_str(&format!("{rows_top}:\n"));
+        self.lines.op(format!("setp.lt.u64 {more}, %row, {end}"));
+        self.lines.op(format!("@!{more} bra {rows_done}"));
+        self.lines.op(format!("mad.lo.u64 %first, %row, {cols}, %col"));
+        let values = self.body(lanes);
+        for (sum, value) in sums.iter().zip(&values) {
+            for (acc, v) in sum.iter().zip(value) {
+                self.lines.op(format!("add.rn.{t} {acc}, {acc}, {v}"));
+            }
+        }
+        self.lines.op("add.u64 %row, %row, 1");
+        self.lines.op(format!("bra.uni {rows_top}"));
+        self.lines.text.push_str(&format!("{rows_done}:\n"));
+        let bytes = size(self.spec.dtype);
+        self.lines.op(format!("mul.lo.u64 %by_col, %col, {bytes}"));
+        let first_sum = self.spec.inputs.len() + self.spec.outputs.len();
+        for (k, sum) in sums.iter().enumerate() {
+            let a = self.lines.reg("rd");
+            self.lines.op(format!("add.u64 {a}, {}, %by_col", self.pointers[first_sum + k]));
+            for (lane, acc) in sum.iter().enumerate() {
+                let offset = if lane == 0 { String::new() } else { format!("+{}", lane * bytes) };
+                self.lines.op(format!("red.global.add.{t} [{a}{offset}], {acc}"));
+            }
+        }
+        self.lines.grid_stride_end_at(&top, &done);
+    }
+
+    /// `lanes` consecutive elements of row `%row` from element `%first` (column `%col`):
+    /// inputs loaded, expressions computed, outputs stored; returns each column sum's
+    /// per-lane values.
+    fn body(&mut self, lanes: usize) -> Vec<Vec<String>> {
+        let Kernel { lines, calls, spec, pointers, .. } = self;
+        let dtype = spec.dtype;
+        let t = float(dtype);
+        let bytes = size(dtype);
+        let [full, by_col, by_row] = ["%full", "%by_col", "%by_row"];
+        lines.op(format!("mul.lo.u64 {full}, %first, {bytes}"));
+        lines.op(format!("mul.lo.u64 {by_col}, %col, {bytes}"));
+        lines.op(format!("mul.lo.u64 {by_row}, %row, {bytes}"));
+        let address = |lines: &mut Lines, pointer: &str, access: Access| -> String {
+            let a = lines.reg("rd");
+            match access {
+                Access::Full => lines.op(format!("add.u64 {a}, {pointer}, {full}")),
+                Access::Row => lines.op(format!("add.u64 {a}, {pointer}, {by_col}")),
+                Access::Col => lines.op(format!("add.u64 {a}, {pointer}, {by_row}")),
+                Access::Scalar => lines.op(format!("mov.u64 {a}, {pointer}")),
+            }
+            a
+        };
+        let vector = |registers: &[String]| format!("{{{}}}", registers.join(", "));
+        let suffix = if lanes == 1 { String::new() } else { format!(".v{lanes}") };
+        // values[expression][lane]
+        let mut values: Vec<Vec<String>> = Vec::with_capacity(spec.exprs.len());
+        for expr in &spec.exprs {
+            let per_lane =
+                |lines: &mut Lines| -> Vec<String> { (0..lanes).map(|_| lines.reg("f")).collect() };
+            let lane_values = match *expr {
+                KExpr::Input(i) => {
+                    let access = spec.inputs[i];
+                    let a = address(lines, &pointers[i], access);
+                    if matches!(access, Access::Full | Access::Row) {
+                        let d = per_lane(lines);
+                        let target = if lanes == 1 { d[0].clone() } else { vector(&d) };
+                        lines.op(format!("ld.global.nc{suffix}.{t} {target}, [{a}]"));
+                        d
+                    } else {
+                        // One value per row (or in all): every lane reads the same.
+                        let d = lines.reg("f");
+                        lines.op(format!("ld.global.nc.{t} {d}, [{a}]"));
+                        vec![d; lanes]
+                    }
+                }
+                KExpr::Const(c) => {
                     let d = lines.reg("f");
-                    lines.op(format!("ld.global.nc.{t} {d}, [{a}]"));
+                    lines.op(format!("mov.{t} {d}, {}", constant(dtype, c)));
                     vec![d; lanes]
                 }
-            }
-            KExpr::Const(c) => {
-                let d = lines.reg("f");
-                lines.op(format!("mov.{t} {d}, {}", constant(dtype, c)));
-                vec![d; lanes]
-            }
-            KExpr::Unary(op, x) => {
-                let d = per_lane(lines);
-                for (d, x) in d.iter().zip(values[x].clone()) {
-                    match op {
-                        KUnary::Neg => lines.op(format!("neg.{t} {d}, {x}")),
-                        KUnary::Abs => lines.op(format!("abs.{t} {d}, {x}")),
-                        KUnary::Square => lines.op(format!("mul.rn.{t} {d}, {x}, {x}")),
-                        KUnary::Sqrt => lines.op(format!("sqrt.rn.{t} {d}, {x}")),
-                        KUnary::Exp => call(lines, calls, Function::Exp, dtype, d, &x),
-                        KUnary::Log => call(lines, calls, Function::Log, dtype, d, &x),
-                        KUnary::Log1p => call(lines, calls, Function::Log1p, dtype, d, &x),
-                        KUnary::Tanh => call(lines, calls, Function::Tanh, dtype, d, &x),
-                        KUnary::Pow(p) => call(lines, calls, Function::Pow(p), dtype, d, &x),
+                KExpr::Unary(op, x) => {
+                    let d = per_lane(lines);
+                    for (d, x) in d.iter().zip(values[x].clone()) {
+                        match op {
+                            KUnary::Neg => lines.op(format!("neg.{t} {d}, {x}")),
+                            KUnary::Abs => lines.op(format!("abs.{t} {d}, {x}")),
+                            KUnary::Square => lines.op(format!("mul.rn.{t} {d}, {x}, {x}")),
+                            KUnary::Sqrt => lines.op(format!("sqrt.rn.{t} {d}, {x}")),
+                            KUnary::Exp => call(lines, calls, Function::Exp, dtype, d, &x),
+                            KUnary::Log => call(lines, calls, Function::Log, dtype, d, &x),
+                            KUnary::Log1p => call(lines, calls, Function::Log1p, dtype, d, &x),
+                            KUnary::Tanh => call(lines, calls, Function::Tanh, dtype, d, &x),
+                            KUnary::Pow(p) => call(lines, calls, Function::Pow(p), dtype, d, &x),
+                        }
                     }
+                    d
                 }
-                d
-            }
-            KExpr::Binary(op, x, y) => {
-                let d = per_lane(lines);
-                for (lane, d) in d.iter().enumerate() {
-                    let (x, y) = (&values[x][lane], &values[y][lane]);
-                    match op {
-                        Binary::Add => lines.op(format!("add.rn.{t} {d}, {x}, {y}")),
-                        Binary::Sub => lines.op(format!("sub.rn.{t} {d}, {x}, {y}")),
-                        Binary::Mul => lines.op(format!("mul.rn.{t} {d}, {x}, {y}")),
-                        Binary::Div => lines.op(format!("div.rn.{t} {d}, {x}, {y}")),
-                        Binary::Maximum => maximum(lines, dtype, d, x, y),
+                KExpr::Binary(op, x, y) => {
+                    let d = per_lane(lines);
+                    for (lane, d) in d.iter().enumerate() {
+                        let (x, y) = (&values[x][lane], &values[y][lane]);
+                        match op {
+                            Binary::Add => lines.op(format!("add.rn.{t} {d}, {x}, {y}")),
+                            Binary::Sub => lines.op(format!("sub.rn.{t} {d}, {x}, {y}")),
+                            Binary::Mul => lines.op(format!("mul.rn.{t} {d}, {x}, {y}")),
+                            Binary::Div => lines.op(format!("div.rn.{t} {d}, {x}, {y}")),
+                            Binary::Maximum => maximum(lines, dtype, d, x, y),
+                        }
                     }
+                    d
                 }
-                d
-            }
-            KExpr::Choose { cmp, lhs, rhs, then, otherwise } => {
-                let d = per_lane(lines);
-                for (lane, d) in d.iter().enumerate() {
-                    let p = lines.reg("p");
-                    let (l, r) = (&values[lhs][lane], &values[rhs][lane]);
-                    lines.op(format!("setp.{}.{t} {p}, {l}, {r}", compare(cmp)));
-                    lines.op(format!(
-                        "selp.{t} {d}, {}, {}, {p}",
-                        values[then][lane], values[otherwise][lane]
-                    ));
+                KExpr::Choose { cmp, lhs, rhs, then, otherwise } => {
+                    let d = per_lane(lines);
+                    for (lane, d) in d.iter().enumerate() {
+                        let p = lines.reg("p");
+                        let (l, r) = (&values[lhs][lane], &values[rhs][lane]);
+                        lines.op(format!("setp.{}.{t} {p}, {l}, {r}", compare(cmp)));
+                        lines.op(format!(
+                            "selp.{t} {d}, {}, {}, {p}",
+                            values[then][lane], values[otherwise][lane]
+                        ));
+                    }
+                    d
                 }
-                d
-            }
-        };
-        values.push(lane_values);
-    }
-    let first_output = spec.inputs.len();
-    for (k, &e) in spec.outputs.iter().enumerate() {
-        let a = address(lines, &pointers[first_output + k], Access::Full);
-        let source = if lanes == 1 { values[e][0].clone() } else { vector(&values[e]) };
-        lines.op(format!("st.global{suffix}.{t} [{a}], {source}"));
-    }
-    let first_sum = first_output + spec.outputs.len();
-    for (k, sum) in spec.column_sums.iter().enumerate() {
-        let a = address(lines, &pointers[first_sum + k], Access::Row);
-        for (lane, value) in values[sum.expr].iter().enumerate() {
-            let offset = if lane == 0 { String::new() } else { format!("+{}", lane * bytes) };
-            lines.op(format!("red.global.add.{t} [{a}{offset}], {value}"));
+            };
+            values.push(lane_values);
         }
+        let first_output = spec.inputs.len();
+        for (k, &e) in spec.outputs.iter().enumerate() {
+            let a = address(lines, &pointers[first_output + k], Access::Full);
+            let source = if lanes == 1 { values[e][0].clone() } else { vector(&values[e]) };
+            lines.op(format!("st.global{suffix}.{t} [{a}], {source}"));
+        }
+        spec.column_sums.iter().map(|sum| values[sum.expr].clone()).collect()
     }
 }
 

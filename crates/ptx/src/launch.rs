@@ -124,7 +124,7 @@ pub fn steps(plan: &Plan, u: usize, batch: usize, address: &dyn Fn(NodeId) -> u6
             let mut steps: Vec<Step> = sums.iter().map(|&node| Step::Zero { node, elements: cols }).collect();
             let mut params: Vec<u64> = args.iter().map(|&a| address(a)).collect();
             params.extend([rows as u64, cols as u64]);
-            steps.push(launch(crate::kernel::threads(spec.dtype, rows, cols), params));
+            steps.push(launch(crate::kernel::threads(spec, rows, cols), params));
             for (sum, &node) in spec.column_sums.iter().zip(sums) {
                 if sum.mean {
                     let args = vec![address(node), cols as u64, float_bits(spec.dtype, 1.0 / rows as f64)];
