@@ -6,9 +6,12 @@
 //! * softmax: `x, out, outer, n, inner` — the axis has `n` entries; thread per (outer, inner);
 //! * gather (rank r): `x, out, total`, then per output axis `dim, out_stride, source_stride`
 //!   (source stride 0 on broadcast axes);
-//! * reduce (k kept, m reduced axes): `x, out, total, count`, per kept axis `dim, out_stride,
-//!   source_stride`, per reduced axis `dim, index_stride, source_stride`, then `scale`
-//!   (the bits of the float to multiply by: 1, or 1/count for a mean).
+//! * reduce (k kept, m reduced axes): `x, out, total, count, chunk`, per kept axis `dim,
+//!   out_stride, source_stride`, per reduced axis `dim, index_stride, source_stride`, then
+//!   `scale` (the bits of the float to multiply by: 1, or 1/count for a mean). Thread
+//!   `c · total + o` reduces elements `c · chunk ..` of output `o`; with one chunk it stores
+//!   the result, with several it adds its scaled part with `red.global.add` (sums and means
+//!   only; the runtime zeroes the output first).
 
 use natgrad_ir::{DType, Reduce};
 
@@ -67,24 +70,40 @@ pub fn gather(name: &str, dtype: DType, rank: usize) -> String {
     entry_text(name, &params, &declarations(&lines, dtype), &lines.text)
 }
 
-/// One thread per output element loops over the `count` reduced elements.
+/// One thread per output element and chunk of `chunk` reduced elements (see the module
+/// docs): few outputs over many elements are reduced by many threads.
 pub fn reduce(name: &str, dtype: DType, kind: Reduce, kept: usize, reduced: usize) -> String {
     let t = float(dtype);
     let mut lines = Lines::default();
     let (x, out) = (lines.pointer(name, "x"), lines.pointer(name, "out"));
-    let (total, count) = (lines.param(name, "total"), lines.param(name, "count"));
+    let (total, count, chunk) =
+        (lines.param(name, "total"), lines.param(name, "count"), lines.param(name, "chunk"));
     let scale = lines.float_param(name, "scale", dtype);
     let (kept_axes, reduced_axes) = (axis_params("k", kept), axis_params("m", reduced));
-    lines.grid_stride_begin(&total);
-    let base = strided_offset(&mut lines, name, "%index", &kept_axes);
+    // Work items: outputs × chunks; one chunk means a plain store.
+    let (items, chunks, single) = (lines.reg("rd"), lines.reg("rd"), lines.reg("p"));
+    lines.op(format!("add.u64 {chunks}, {count}, {chunk}"));
+    lines.op(format!("sub.u64 {chunks}, {chunks}, 1"));
+    lines.op(format!("div.u64 {chunks}, {chunks}, {chunk}"));
+    lines.op(format!("max.u64 {chunks}, {chunks}, 1"));
+    lines.op(format!("setp.eq.u64 {single}, {chunks}, 1"));
+    lines.op(format!("mul.lo.u64 {items}, {total}, {chunks}"));
+    lines.grid_stride_begin(&items);
+    let (output, part) = (lines.reg("rd"), lines.reg("rd"));
+    lines.op(format!("div.u64 {part}, %index, {total}"));
+    lines.op(format!("mul.lo.u64 %scratch, {part}, {total}"));
+    lines.op(format!("sub.u64 {output}, %index, %scratch"));
+    let base = strided_offset(&mut lines, name, &output, &kept_axes);
     let accumulator = lines.reg("f");
     let init = if kind == Reduce::Max { f64::NEG_INFINITY } else { 0.0 };
     lines.op(format!("mov.{t} {accumulator}, {}", constant(dtype, init)));
-    let k = lines.reg("rd");
-    lines.op(format!("mov.u64 {k}, 0"));
+    let (k, end) = (lines.reg("rd"), lines.reg("rd"));
+    lines.op(format!("mul.lo.u64 {k}, {part}, {chunk}"));
+    lines.op(format!("add.u64 {end}, {k}, {chunk}"));
+    lines.op(format!("min.u64 {end}, {end}, {count}"));
     lines.text.push_str("$INNER:\n");
     let more = lines.reg("p");
-    lines.op(format!("setp.lt.u64 {more}, {k}, {count}"));
+    lines.op(format!("setp.lt.u64 {more}, {k}, {end}"));
     lines.op(format!("@!{more} bra $STORE"));
     let inner = strided_offset(&mut lines, name, &k, &reduced_axes);
     let (source, value) = (lines.reg("rd"), lines.reg("f"));
@@ -100,10 +119,11 @@ pub fn reduce(name: &str, dtype: DType, kind: Reduce, kept: usize, reduced: usiz
     lines.text.push_str("$STORE:\n");
     lines.op(format!("mul.rn.{t} {accumulator}, {accumulator}, {scale}"));
     let target = lines.reg("rd");
-    lines.op(format!("mad.lo.u64 {target}, %index, {}, {out}", size(dtype)));
-    lines.op(format!("st.global.{t} [{target}], {accumulator}"));
+    lines.op(format!("mad.lo.u64 {target}, {output}, {}, {out}", size(dtype)));
+    lines.op(format!("@{single} st.global.{t} [{target}], {accumulator}"));
+    lines.op(format!("@!{single} red.global.add.{t} [{target}], {accumulator}"));
     lines.grid_stride_end();
-    let mut params = vec!["x".to_string(), "out".to_string(), "total".to_string(), "count".to_string()];
+    let mut params: Vec<String> = ["x", "out", "total", "count", "chunk"].map(String::from).to_vec();
     params.extend(expand(&kept_axes));
     params.extend(expand(&reduced_axes));
     params.push("scale".to_string());

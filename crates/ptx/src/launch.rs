@@ -11,6 +11,13 @@ use natgrad_lower::{Plan, Work, as_matrix};
 /// Threads per block of every plan launch (the entries are grid-stride loops).
 pub const BLOCK: u32 = 256;
 
+/// Reduced elements per thread when a sum or mean over many elements has fewer than
+/// [`REDUCE_OUTPUTS`] outputs (the chunks' parts are added atomically).
+pub const REDUCE_CHUNK: usize = 64;
+
+/// Outputs from which a reduction keeps one thread per output.
+pub const REDUCE_OUTPUTS: usize = 16384;
+
 /// Most blocks of one launch (the grid-stride loop covers the rest).
 pub const MAX_BLOCKS: usize = 1 << 20;
 
@@ -175,7 +182,15 @@ pub fn steps(plan: &Plan, u: usize, batch: usize, address: &dyn Fn(NodeId) -> u6
             let (total, count) =
                 (kept_dims.iter().product::<usize>(), reduced_dims.iter().product::<usize>());
             let scale = if *kind == Reduce::Mean { 1.0 / count as f64 } else { 1.0 };
-            let mut args = vec![address(*x), address(out), total as u64, count as u64];
+            // Sums over many elements into few outputs are split into chunks added
+            // atomically; maxima (no float atomic) and well-parallel ones are not.
+            let split = *kind != Reduce::Max && total < REDUCE_OUTPUTS && count > REDUCE_CHUNK;
+            let chunk = if split { REDUCE_CHUNK } else { count.max(1) };
+            let mut steps = Vec::new();
+            if split {
+                steps.push(Step::Zero { node: out, elements: total });
+            }
+            let mut args = vec![address(*x), address(out), total as u64, count as u64, chunk as u64];
             for (axis, (d, s)) in kept.iter().zip(kept_dims.iter().zip(strides(&kept_dims))) {
                 args.extend([*d as u64, s as u64, source[*axis] as u64]);
             }
@@ -183,7 +198,8 @@ pub fn steps(plan: &Plan, u: usize, batch: usize, address: &dyn Fn(NodeId) -> u6
                 args.extend([*d as u64, s as u64, source[*axis] as u64]);
             }
             args.push(float_bits(plan.dtype, scale));
-            vec![launch(total, args)]
+            steps.push(launch(total * count.div_ceil(chunk).max(1), args));
+            steps
         }
         Work::Constant { values } => {
             let len = plan.elements(out, batch).max(1);
