@@ -169,12 +169,14 @@ fn every_op_matches_the_interpreter() {
     }
 }
 
-/// 48 random graphs of every op family (`natgrad_ir::random_graphs`, the CPU differential
-/// tests' generator; the same seeds' PTX is assembled by ptxas in CI), f64 and f32
-/// alternately, at small and multi-block batches.
+/// 160 random graphs (`NATGRAD_RANDOM_GRAPHS` to change) of every op family
+/// (`natgrad_ir::random_graphs`, the CPU differential tests' generator; the first 48 seeds'
+/// PTX is assembled by ptxas in CI), f64 and f32 alternately, at small and multi-block
+/// batches.
 #[test]
 fn random_graphs_match_the_interpreter() {
-    for seed in 0..48u64 {
+    let seeds: u64 = std::env::var("NATGRAD_RANDOM_GRAPHS").ok().and_then(|v| v.parse().ok()).unwrap_or(160);
+    for seed in 0..seeds {
         let steps = natgrad_ir::random_graphs::seeded_steps(seed);
         let case = seed as usize;
         // f64 rows of 5 and 6, f32 rows of 8 and 37: one element per thread and 16-byte
