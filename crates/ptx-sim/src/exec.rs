@@ -418,21 +418,16 @@ fn compute(inst: &Inst, frame: &Frame, at: Coordinates) -> Result<u64, String> {
         Kind::Min { .. } => int_op(|a, b| Some(a.min(b)))?,
         Kind::And => narrow(ty, src(0) & src(1)),
         Kind::Or => narrow(ty, src(0) | src(1)),
+        // Shifts past the width give 0 (or the sign, for a signed right shift), as PTX defines.
         Kind::Shl => {
             let shift = src(1) & 0xffff_ffff;
             if shift >= ty.bytes() as u64 * 8 { 0 } else { narrow(ty, src(0) << shift) }
         }
         Kind::Shr => {
-            let (width, shift) =
-                (ty.bytes() as u32 * 8, (src(1) & 0xffff_ffff).min(u64::from(ty.bytes() as u32 * 8 - 1)));
-            let value = integer(ty, src(0));
-            if ty.is_signed() {
-                narrow(ty, (value >> shift) as u64)
-            } else if src(1) >= u64::from(width) {
-                0
-            } else {
-                narrow(ty, (value as u64) >> shift)
-            }
+            let shift = (src(1) & 0xffff_ffff).min(ty.bytes() as u64 * 8);
+            // An i128 holds the value sign- or zero-extended, so shifting by the full width
+            // is defined and gives PTX's result.
+            narrow(ty, (integer(ty, src(0)) >> shift) as u64)
         }
         Kind::Setp(cmp) => u64::from(compare(ty, *cmp, src(0), src(1))),
         Kind::Selp => {
