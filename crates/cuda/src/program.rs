@@ -108,13 +108,20 @@ impl<T: Scalar> Program<T> {
                 self.stream.alloc_zeros::<u8>(n * bytes).map_err(|e| runtime("allocating device memory", e))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let pointers = buffers.iter().map(|b| b.device_ptr(&self.stream).0).collect();
+        let pointers: Vec<u64> = buffers.iter().map(|b| b.device_ptr(&self.stream).0).collect();
+        let address = |n: NodeId| pointers[memory.buffer_of[&n]];
+        // What each unit launches depends on the batch size and the buffers only: worked out
+        // once here, not on every run.
+        let steps = (0..self.plan.units.len())
+            .map(|u| natgrad_ptx::launch::steps(&self.plan, u, batch, &address))
+            .collect();
         let mut session = Session {
             program: Arc::clone(self),
             batch,
             peak_bytes: memory.total_elements() * bytes,
             buffers,
             pointers,
+            steps,
             buffer_of: memory.buffer_of,
             inputs: BoundInputs::new(&self.plan, batch),
             profile: None,
@@ -157,6 +164,8 @@ pub struct Session<T: Scalar> {
     buffers: Vec<CudaSlice<u8>>,
     /// Device address of each buffer (the kernels' pointer parameters).
     pointers: Vec<u64>,
+    /// Each plan unit's launch steps at this batch size and these buffers.
+    steps: Arc<[Vec<Step>]>,
     buffer_of: HashMap<NodeId, usize>,
     inputs: BoundInputs,
     peak_bytes: usize,
@@ -191,25 +200,24 @@ impl<T: Scalar> Session<T> {
     }
 
     fn execute(&mut self, u: usize) -> Result<(), Error> {
-        let program = Arc::clone(&self.program);
-        let steps = natgrad_ptx::launch::steps(&program.plan, u, self.batch, &|n| self.pointer(n));
-        for step in steps {
-            match step {
-                Step::Launch { entry, total, args } => {
+        let (program, steps) = (Arc::clone(&self.program), Arc::clone(&self.steps));
+        for step in &steps[u] {
+            match *step {
+                Step::Launch { entry, total, ref args } => {
                     let function = match entry {
                         Entry::Unit(u) => program.functions[u].as_ref(),
                         Entry::Scale => program.scale.as_ref(),
                     };
                     let function = function.expect("the module has an entry for every launch of its plan");
-                    self.launch(function, total, &args)?;
+                    self.launch(function, total, args)?;
                 }
                 Step::Zero { node, elements } => {
                     let b = self.buffer_of[&node];
                     let mut view = self.buffers[b].slice_mut(..elements * std::mem::size_of::<T>());
                     program.stream.memset_zeros(&mut view).map_err(|e| runtime("zeroing a buffer", e))?;
                 }
-                Step::Gemm(gemm) => self.gemm(&gemm)?,
-                Step::Write { node, values } => {
+                Step::Gemm(ref gemm) => self.gemm(gemm)?,
+                Step::Write { node, ref values } => {
                     let data: Vec<T> = values.iter().map(|&v| T::from_f64(v)).collect();
                     self.write(node, &data)?;
                 }

@@ -116,13 +116,18 @@ impl<T: Scalar> Executable<T> for Program<T> {
         let memory_plan = MemoryPlan::new(&self.plan, batch);
         let bytes = std::mem::size_of::<T>();
         let mut memory = Memory::default();
-        let addresses = memory_plan.sizes.iter().map(|&n| memory.allocate(n * bytes)).collect();
+        let addresses: Vec<u64> = memory_plan.sizes.iter().map(|&n| memory.allocate(n * bytes)).collect();
+        let address = |n: NodeId| addresses[memory_plan.buffer_of[&n]];
+        let steps = (0..self.plan.units.len())
+            .map(|u| natgrad_ptx::launch::steps(&self.plan, u, batch, &address))
+            .collect();
         let mut session = Session {
             inputs: BoundInputs::new(&self.plan, batch),
             program: self,
             batch,
             memory,
             addresses,
+            steps,
             peak_bytes: memory_plan.total_elements() * bytes,
             buffer_of: memory_plan.buffer_of,
             profile: None,
@@ -144,6 +149,8 @@ struct Session<T> {
     memory: Memory,
     /// Address of each buffer of the memory plan.
     addresses: Vec<u64>,
+    /// Each plan unit's launch steps (as the CUDA runtime runs them).
+    steps: Arc<[Vec<Step>]>,
     buffer_of: HashMap<NodeId, usize>,
     inputs: BoundInputs,
     peak_bytes: usize,
@@ -166,11 +173,10 @@ impl<T: Scalar> Session<T> {
     }
 
     fn execute(&mut self, u: usize) -> Result<(), Error> {
-        let program = Arc::clone(&self.program);
-        let steps = natgrad_ptx::launch::steps(&program.plan, u, self.batch, &|n| self.address(n));
-        for step in steps {
-            match step {
-                Step::Launch { entry, total, args } => {
+        let (program, steps) = (Arc::clone(&self.program), Arc::clone(&self.steps));
+        for step in &steps[u] {
+            match *step {
+                Step::Launch { entry, total, ref args } => {
                     if total == 0 {
                         continue;
                     }
@@ -181,15 +187,15 @@ impl<T: Scalar> Session<T> {
                     let name = name.ok_or_else(|| failed(format!("no entry for {entry:?}")))?;
                     program
                         .module
-                        .launch(&mut self.memory, name, blocks(total), BLOCK, &args)
+                        .launch(&mut self.memory, name, blocks(total), BLOCK, args)
                         .map_err(failed)?;
                 }
                 Step::Zero { node, elements } => {
                     let size = std::mem::size_of::<T>();
                     self.memory.write(self.address(node), elements * size, size).map_err(failed)?.fill(0);
                 }
-                Step::Gemm(gemm) => self.gemm(&gemm)?,
-                Step::Write { node, values } => {
+                Step::Gemm(ref gemm) => self.gemm(gemm)?,
+                Step::Write { node, ref values } => {
                     let data: Vec<T> = values.iter().map(|&v| T::from_f64(v)).collect();
                     self.write(node, &data)?;
                 }
