@@ -1,5 +1,5 @@
-//! Random small graphs built through the DSL, compiled for the CPU and run against the
-//! reference interpreter: every input ends in a typed error (from the builder or the
+//! Random small graphs built through the DSL, compiled for the CPU or for the GPU backend on
+//! the PTX simulator (`Device::Sim`) and run against the reference interpreter: every input ends in a typed error (from the builder or the
 //! compiler) or in outputs equal to the interpreter's within a tolerance scaled by the
 //! largest intermediate value. Never a panic, a crash or a memory error.
 #![no_main]
@@ -8,7 +8,7 @@ use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use natgrad::lower::Partition;
 use natgrad::prelude::{Bindings, Builder, DType, Expr, Graph, Shape, Tensor};
-use natgrad::{CompileOptions, Scalar, compile_graph};
+use natgrad::{CompileOptions, Device, Scalar, compile_graph};
 use natgrad_ir::{Compare, Dim, Op, Window, eval_nodes};
 
 fuzz_target!(|data: &[u8]| {
@@ -21,7 +21,9 @@ const COMPARED_MAGNITUDE: f64 = 1e30;
 
 fn check(u: &mut Unstructured) -> Result<()> {
     let double = u.arbitrary::<bool>()?;
+    let device = if u.arbitrary()? { Device::Sim } else { Device::Cpu };
     let options = CompileOptions {
+        device,
         simplify: u.arbitrary()?,
         libm_math: u.arbitrary()?,
         threads: u.int_in_range(1..=2)?,
