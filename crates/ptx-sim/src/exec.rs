@@ -31,6 +31,33 @@ struct Coordinates {
     nctaid: u32,
 }
 
+/// One block of a launch.
+struct Block<'a> {
+    function: &'a Function,
+    args: &'a [u64],
+    index: u32,
+    blocks: u32,
+    threads: u32,
+}
+
+impl Block<'_> {
+    fn at(&self, tid: u32) -> Coordinates {
+        Coordinates { tid, ntid: self.threads, ctaid: self.index, nctaid: self.blocks }
+    }
+
+    /// Sets the entry's parameters in a thread's first frame.
+    fn start(&self, frame: &mut Frame) {
+        for (&slot, &arg) in self.function.params.iter().zip(self.args) {
+            frame.params[slot] = arg;
+        }
+    }
+
+    /// `e` located at thread `tid` of this block.
+    fn fail(&self, tid: u32, e: String) -> String {
+        format!("{}, block {}, thread {tid}: {e}", self.function.name, self.index)
+    }
+}
+
 /// One activation of a function: its registers, parameters and next instruction.
 struct Frame {
     regs: Vec<u64>,
@@ -84,55 +111,63 @@ impl Module {
         }
         let mut shared = vec![0u8; function.shared_bytes];
         for block in 0..blocks {
-            let at = |tid| Coordinates { tid, ntid: threads, ctaid: block, nctaid: blocks };
             shared.fill(0xff);
-            let start = |frame: &mut Frame| {
-                for (&slot, &arg) in function.params.iter().zip(args) {
-                    frame.params[slot] = arg;
-                }
-            };
-            let fail = |tid: u32, e: String| format!("{name}, block {block}, thread {tid}: {e}");
-            if !function.barrier {
-                // Independent threads: one frame, reused.
-                let mut frame = Frame::new(function);
-                for tid in 0..threads {
-                    frame.regs.fill(POISON);
-                    frame.pc = 0;
-                    frame.steps = 0;
-                    start(&mut frame);
-                    self.run(function, &mut frame, at(tid), memory, &mut shared).map_err(|e| fail(tid, e))?;
-                }
-                continue;
-            }
-            let mut frames: Vec<Frame> = (0..threads).map(|_| Frame::new(function)).collect();
-            frames.iter_mut().for_each(start);
-            let mut done = vec![false; threads as usize];
-            loop {
-                let mut waiting_at = None;
-                for tid in 0..threads {
-                    let t = tid as usize;
-                    if done[t] {
-                        continue;
-                    }
-                    let frame = &mut frames[t];
-                    match self.run(function, frame, at(tid), memory, &mut shared).map_err(|e| fail(tid, e))? {
-                        Stop::Returned => done[t] = true,
-                        Stop::Barrier => {
-                            if *waiting_at.get_or_insert(frame.pc) != frame.pc {
-                                return Err(fail(
-                                    tid,
-                                    "threads of one block wait at different barriers".into(),
-                                ));
-                            }
-                        }
-                    }
-                }
-                if waiting_at.is_none() {
-                    break;
-                }
+            let block = Block { function, args, index: block, blocks, threads };
+            if function.barrier {
+                self.run_synchronised(&block, memory, &mut shared)?;
+            } else {
+                self.run_independent(&block, memory, &mut shared)?;
             }
         }
         Ok(())
+    }
+
+    /// A block whose threads never synchronise: one after the other, in one reused frame.
+    fn run_independent(&self, block: &Block, memory: &mut Memory, shared: &mut [u8]) -> Result<(), String> {
+        let mut frame = Frame::new(block.function);
+        for tid in 0..block.threads {
+            frame.regs.fill(POISON);
+            frame.pc = 0;
+            frame.steps = 0;
+            block.start(&mut frame);
+            self.run(block.function, &mut frame, block.at(tid), memory, shared)
+                .map_err(|e| block.fail(tid, e))?;
+        }
+        Ok(())
+    }
+
+    /// A block with `bar.sync`: every thread runs to the next barrier (or its end) in turn,
+    /// then all go on; threads waiting at different barriers are an error.
+    fn run_synchronised(&self, block: &Block, memory: &mut Memory, shared: &mut [u8]) -> Result<(), String> {
+        let mut frames: Vec<Frame> = (0..block.threads).map(|_| Frame::new(block.function)).collect();
+        frames.iter_mut().for_each(|f| block.start(f));
+        let mut done = vec![false; block.threads as usize];
+        loop {
+            let mut waiting_at = None;
+            for tid in 0..block.threads {
+                let t = tid as usize;
+                if done[t] {
+                    continue;
+                }
+                let frame = &mut frames[t];
+                let stop = self
+                    .run(block.function, frame, block.at(tid), memory, shared)
+                    .map_err(|e| block.fail(tid, e))?;
+                match stop {
+                    Stop::Returned => done[t] = true,
+                    Stop::Barrier => {
+                        if *waiting_at.get_or_insert(frame.pc) != frame.pc {
+                            return Err(
+                                block.fail(tid, "threads of one block wait at different barriers".into())
+                            );
+                        }
+                    }
+                }
+            }
+            if waiting_at.is_none() {
+                return Ok(());
+            }
+        }
     }
 
     /// Runs `frame` of `function` until it returns or reaches a barrier (its `pc` then past it).
