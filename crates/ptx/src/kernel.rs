@@ -36,8 +36,10 @@ pub fn threads(spec: &KernelSpec, rows: usize, cols: usize) -> usize {
 /// The `.entry` named `name` computing `spec`, and the math functions it calls. When `cols`
 /// is a multiple of [`vector_width`], each thread takes 16 bytes of every full-size operand
 /// and bias row with one vector load and stores its outputs with one vector store (buffers
-/// are whole allocations, so 256-byte aligned); otherwise one element at a time.
-pub fn entry(name: &str, spec: &KernelSpec) -> (String, Vec<Function>) {
+/// are whole allocations, so 256-byte aligned); otherwise one element at a time. With the
+/// row width `fixed_cols` known when compiling, only the path it takes is emitted; rows as
+/// long as the batch get both and choose at run time.
+pub fn entry(name: &str, spec: &KernelSpec, fixed_cols: Option<usize>) -> (String, Vec<Function>) {
     let dtype = spec.dtype;
     let t = float(dtype);
     let buffers = spec.inputs.len() + spec.outputs.len() + spec.column_sums.len();
@@ -46,13 +48,19 @@ pub fn entry(name: &str, spec: &KernelSpec) -> (String, Vec<Function>) {
     let pointers: Vec<String> = (0..buffers).map(|k| lines.pointer(name, &format!("b{k}"))).collect();
     let (rows, cols) = (lines.param(name, "rows"), lines.param(name, "cols"));
     let width = vector_width(dtype);
-    lines.op(format!("rem.u64 %scratch, {cols}, {width}"));
-    lines.op("setp.eq.u64 %vectors, %scratch, 0");
-    lines.op("@%vectors bra $VECTORS");
     let mut kernel = Kernel { lines, calls: &mut calls, spec, pointers, rows, cols };
-    kernel.path(1, "");
-    kernel.lines.text.push_str("$VECTORS:\n");
-    kernel.path(width, "V");
+    match fixed_cols {
+        Some(c) if c.is_multiple_of(width) => kernel.path(width, "V"),
+        Some(_) => kernel.path(1, ""),
+        None => {
+            kernel.lines.op(format!("rem.u64 %scratch, {}, {width}", kernel.cols));
+            kernel.lines.op("setp.eq.u64 %vectors, %scratch, 0");
+            kernel.lines.op("@%vectors bra $VECTORS");
+            kernel.path(1, "");
+            kernel.lines.text.push_str("$VECTORS:\n");
+            kernel.path(width, "V");
+        }
+    }
     let mut params: Vec<String> = (0..buffers).map(|k| format!("b{k}")).collect();
     params.extend(["rows".to_string(), "cols".to_string()]);
     let mut declarations = kernel.lines.declarations(&[("rd", "b64"), ("f", t), ("p", "pred")]);

@@ -75,7 +75,14 @@ pub fn module(plan: &Plan, arch: Arch) -> Module {
         let name = format!("k{u}");
         let dtype = plan.dtype;
         let (text, calls) = match &unit.work {
-            Work::Kernel { spec, .. } => kernel::entry(&name, spec),
+            Work::Kernel { spec, shape, .. } => {
+                let cols = match shape.0.last() {
+                    Some(natgrad_ir::Dim::Fixed(c)) => Some(*c),
+                    Some(natgrad_ir::Dim::Batch) => None,
+                    None => Some(1),
+                };
+                kernel::entry(&name, spec, cols)
+            }
             Work::Softmax { log, .. } => host::softmax(&name, dtype, *log),
             Work::Transpose { .. } | Work::Broadcast { .. } => {
                 let rank = plan.graph.shape(unit.outputs[0]).0.len();
