@@ -116,7 +116,11 @@ impl<T: Scalar> Executable<T> for Program<T> {
         let memory_plan = MemoryPlan::new(&self.plan, batch);
         let bytes = std::mem::size_of::<T>();
         let mut memory = Memory::default();
-        let addresses: Vec<u64> = memory_plan.sizes.iter().map(|&n| memory.allocate(n * bytes)).collect();
+        // Poisoned, not zeroed (as the CUDA runtime's are): buffers are reused between units,
+        // so nothing may count on finding zeros, and what reads a buffer before it is written
+        // shows as NaN.
+        let addresses: Vec<u64> =
+            memory_plan.sizes.iter().map(|&n| memory.allocate_poisoned(n * bytes)).collect();
         let address = |n: NodeId| addresses[memory_plan.buffer_of[&n]];
         let steps = (0..self.plan.units.len())
             .map(|u| natgrad_ptx::launch::steps(&self.plan, u, batch, &address))

@@ -21,8 +21,18 @@ impl Memory {
     /// Allocates `bytes` zeroed bytes and returns their address (256-byte aligned, as
     /// `cudaMalloc`).
     pub fn allocate(&mut self, bytes: usize) -> u64 {
+        self.allocate_filled(bytes, 0)
+    }
+
+    /// Allocates `bytes` bytes of `0xff` (NaN in f32 and f64): what code that reads memory
+    /// before writing it then computes shows in its results.
+    pub fn allocate_poisoned(&mut self, bytes: usize) -> u64 {
+        self.allocate_filled(bytes, 0xff)
+    }
+
+    fn allocate_filled(&mut self, bytes: usize, fill: u8) -> u64 {
         let base = if self.next == 0 { BASE } else { self.next };
-        self.allocations.insert(base, vec![0; bytes]);
+        self.allocations.insert(base, vec![fill; bytes]);
         self.next = (base + bytes as u64 + GAP).next_multiple_of(256);
         base
     }
