@@ -590,8 +590,8 @@ impl FunctionParser {
                         Cmp::Rel { rel, unordered }
                     }
                 };
+                // `ty` is then the compared type (the destination is a predicate).
                 arithmetic(self, &mut inst, Kind::Setp(cmp), 2)?;
-                inst.ty = last_ty()?;
             }
             "cvt" => {
                 let round = match parts.get(1).copied() {
