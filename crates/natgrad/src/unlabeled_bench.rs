@@ -272,10 +272,13 @@ pub fn run(options: &UnlabeledBench) -> Result<Vec<RunSummary>, Failure> {
                 .progress_chars("=> "),
         );
         bar.set_prefix(metric.name());
-        let mut eval_seconds = 0.0;
+        let (mut eval_seconds, mut seconds) = (0.0, 0.0);
         let mut failure = None;
         let stop = StopWhen { max_iterations: Some(options.updates), ..StopWhen::default() };
         let records = train(&mut problem, &mut ngd, &mut theta, &stop, |record, theta| {
+            // Training time so far: the evaluations before this record excluded (this
+            // record's own evaluation runs after its clock was read).
+            seconds = record.seconds - eval_seconds;
             bar.set_position(record.iteration as u64);
             if record.iteration % options.eval_every == 0 || record.iteration == options.updates {
                 let start = Instant::now();
@@ -294,7 +297,6 @@ pub fn run(options: &UnlabeledBench) -> Result<Vec<RunSummary>, Failure> {
             return Err(f.into());
         }
         let records = records?;
-        let seconds = records.last().map_or(0.0, |r| r.seconds) - eval_seconds;
         let summary = RunSummary { metric, updates: records.len(), seconds, evaluations };
         let (_, train, test) = summary.last();
         eprintln!(
