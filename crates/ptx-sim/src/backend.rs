@@ -11,6 +11,7 @@ use natgrad_ir::{NodeId, Scalar};
 use natgrad_lower::{
     Backend, BoundInputs, CompileOptions, Error, Executable, MemoryPlan, Phase, Plan, Profile,
 };
+use natgrad_ptx::device_vectors::{bytes_of, bytes_of_mut};
 use natgrad_ptx::launch::{BLOCK, Entry, Gemm, Step, blocks};
 use natgrad_ptx::{Arch, Module as PtxModule};
 
@@ -25,25 +26,6 @@ pub struct Simulator {
     pub arch: Arch,
 }
 
-/// The bits of `v` in its own width (f32 in the low 32).
-fn bits<T: Scalar>(v: T) -> u64 {
-    match T::DTYPE {
-        natgrad_ir::DType::F32 => u64::from((v.as_f64() as f32).to_bits()),
-        natgrad_ir::DType::F64 => v.as_f64().to_bits(),
-    }
-}
-
-/// The `T` in little-endian `bytes`.
-fn value<T: Scalar>(bytes: &[u8]) -> T {
-    let mut b = [0u8; 8];
-    b[..bytes.len()].copy_from_slice(bytes);
-    let raw = u64::from_le_bytes(b);
-    match T::DTYPE {
-        natgrad_ir::DType::F32 => T::from_f64(f64::from(f32::from_bits(raw as u32))),
-        natgrad_ir::DType::F64 => T::from_f64(f64::from_bits(raw)),
-    }
-}
-
 /// `vector` as a simulated vector of `T`, or an error naming `what` was given instead.
 fn simulated<V>(vector: Option<V>, what: &str) -> Result<V, Error> {
     vector.ok_or_else(|| {
@@ -56,7 +38,8 @@ fn tf32<T: Scalar>(v: T) -> T {
     T::from_f64(f64::from(f32::from_bits((v.as_f64() as f32).to_bits() & 0xffff_e000)))
 }
 
-fn failed(message: impl Into<String>) -> Error {
+/// An error of the simulator.
+pub(crate) fn failed(message: impl Into<String>) -> Error {
     Error::Backend { backend: "ptx-sim", message: message.into() }
 }
 
@@ -172,8 +155,10 @@ impl<T: Scalar> Session<T> {
 
     fn values(&self, address: u64, len: usize) -> Result<Vec<T>, Error> {
         let size = std::mem::size_of::<T>();
-        let bytes = self.memory.read(address, len * size, size).map_err(failed)?;
-        Ok(bytes.chunks_exact(size).map(|chunk| value::<T>(chunk)).collect())
+        let mut values = vec![T::zero(); len];
+        bytes_of_mut(&mut values)
+            .copy_from_slice(self.memory.read(address, len * size, size).map_err(failed)?);
+        Ok(values)
     }
 
     fn execute(&mut self, u: usize) -> Result<(), Error> {
@@ -245,9 +230,7 @@ impl<T: Scalar> Session<T> {
     fn write_at(&mut self, address: u64, values: &[T]) -> Result<(), Error> {
         let size = std::mem::size_of::<T>();
         let target = self.memory.write(address, std::mem::size_of_val(values), size).map_err(failed)?;
-        for (chunk, v) in target.chunks_exact_mut(size).zip(values) {
-            chunk.copy_from_slice(&bits(*v).to_le_bytes()[..size]);
-        }
+        target.copy_from_slice(bytes_of(values));
         Ok(())
     }
 }

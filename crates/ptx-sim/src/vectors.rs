@@ -9,6 +9,7 @@ use natgrad_lower::Error;
 use natgrad_ptx::device_vectors::{DeviceVector, DeviceVectors, Runtime};
 use natgrad_ptx::{Arch, vectors};
 
+use crate::backend::failed;
 use crate::exec::Module;
 use crate::memory::Memory;
 
@@ -50,10 +51,6 @@ impl SimBuffer {
         memory.write(self.address + offset as u64, bytes.len(), 1).map_err(failed)?.copy_from_slice(bytes);
         Ok(())
     }
-}
-
-fn failed(message: String) -> Error {
-    Error::Backend { backend: "ptx-sim", message }
 }
 
 /// The optimizers' vector operations on the simulator for element type `T`.

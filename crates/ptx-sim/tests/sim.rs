@@ -6,6 +6,7 @@ use natgrad_ir::DType;
 use natgrad_lower::math::{Evaluate, Function};
 use natgrad_optim::{HostOf, VectorOps};
 use natgrad_ptx::Arch;
+use natgrad_ptx::launch::float_bits;
 use natgrad_ptx_sim::exec::Module;
 use natgrad_ptx_sim::memory::Memory;
 use natgrad_ptx_sim::{SimVector, SimVectors, sim_vectors};
@@ -16,7 +17,7 @@ fn upload(memory: &mut Memory, dtype: DType, values: &[f64]) -> u64 {
     let size = dtype.size_bytes();
     let address = memory.allocate(values.len() * size);
     for (i, &v) in values.iter().enumerate() {
-        memory.store(address + (i * size) as u64, size, bits(dtype, v)).unwrap();
+        memory.store(address + (i * size) as u64, size, float_bits(dtype, v)).unwrap();
     }
     address
 }
@@ -32,13 +33,6 @@ fn download(memory: &Memory, dtype: DType, address: u64, len: usize) -> Vec<f64>
             }
         })
         .collect()
-}
-
-fn bits(dtype: DType, v: f64) -> u64 {
-    match dtype {
-        DType::F32 => u64::from((v as f32).to_bits()),
-        DType::F64 => v.to_bits(),
-    }
 }
 
 /// A module with `function`'s `.func` and an entry `apply(x, out, n)` calling it per element.
