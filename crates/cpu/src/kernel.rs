@@ -47,6 +47,8 @@ pub struct Jit {
     module: Option<JITModule>,
     declared: Vec<FuncId>,
     libm_math: bool,
+    /// Whether kernels get a vector loop (see [`vector_loops_are_safe`]).
+    vectors: bool,
 }
 
 macro_rules! libm_wrappers {
@@ -91,6 +93,7 @@ impl Jit {
             .map_err(|e| codegen(e.to_string()))?
             .finish(settings::Flags::new(flags))
             .map_err(|e| codegen(e.to_string()))?;
+        let vectors = vector_loops_are_safe(&*isa);
         let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
         for (name, _, f32_fn, f64_fn) in LIBM {
             builder.symbol(format!("ng_{name}_f32"), f32_fn);
@@ -103,7 +106,7 @@ impl Jit {
                 }
             }
         }
-        Ok(Jit { module: Some(JITModule::new(builder)), declared: Vec::new(), libm_math })
+        Ok(Jit { module: Some(JITModule::new(builder)), declared: Vec::new(), libm_math, vectors })
     }
 
     /// Compiles `spec`; returns its index for [`Jit::finish`] and the number of scratch rows
@@ -129,6 +132,7 @@ impl Jit {
             let libm = declare_libm(module, &mut b, spec.dtype)?;
             let mut lowering = Lowering::new(spec, ptr, libm);
             lowering.libm_math = self.libm_math;
+            lowering.vectors = self.vectors;
             if wide_rows && !self.libm_math {
                 lowering.staging = Staging::of(spec);
                 lowering.slices = declare_slices(module, &mut b, spec.dtype, ptr)?;
@@ -159,6 +163,17 @@ impl Jit {
             })
             .collect())
     }
+}
+
+/// Whether vector loops are safe on `isa`. On x86-64 without AVX, Cranelift 0.135 folds
+/// an element-aligned vector load into an SSE instruction that needs 16-byte alignment
+/// (`cmppd` with a memory operand: a fault on such CPUs, e.g. a VM's generic `qemu64`
+/// model); kernels there run their scalar loop over whole rows instead.
+fn vector_loops_are_safe(isa: &dyn cranelift_codegen::isa::TargetIsa) -> bool {
+    if isa.name() != "x64" {
+        return true;
+    }
+    isa.isa_flags().iter().any(|flag| flag.name == "has_avx" && flag.as_bool() == Some(true))
 }
 
 impl Drop for Jit {
@@ -313,6 +328,8 @@ struct Lowering<'s> {
     size: i64,
     libm: Vec<(&'static str, FuncRef)>,
     libm_math: bool,
+    /// Whether the vector loop is emitted (otherwise the scalar loop covers whole rows).
+    vectors: bool,
     staging: Option<Staging>,
     slices: Vec<(KUnary, FuncRef)>,
 }
@@ -338,6 +355,7 @@ impl<'s> Lowering<'s> {
             size,
             libm,
             libm_math: false,
+            vectors: true,
             staging: None,
             slices: Vec::new(),
         }
@@ -443,9 +461,10 @@ impl<'s> Lowering<'s> {
         }
         let needed = self.needed(pass);
         let zero = b.ins().iconst(self.ptr, 0);
-        b.ins().jump(vec_head, &[BlockArg::Value(zero)]);
+        let first = if self.vectors { vec_head } else { tail_head };
+        b.ins().jump(first, &[BlockArg::Value(zero)]);
 
-        // for col in (0..vec_cols).step_by(lanes): vector body
+        // for col in (0..vec_cols).step_by(lanes): vector body (unreachable without vectors)
         b.switch_to_block(vec_head);
         let col = b.block_params(vec_head)[0];
         let more = b.ins().icmp(IntCC::UnsignedLessThan, col, vec_cols);
@@ -527,7 +546,10 @@ impl<'s> Lowering<'s> {
         pass: Pass,
         needed: &[bool],
     ) {
-        let flags = MemFlagsData::trusted();
+        // In bounds, but aligned to an element only: a vector at column `col` of a row is
+        // not aligned to its own size, and Cranelift's `aligned` flag would let it fold the
+        // load into an SSE instruction that faults on such an address (CPUs without AVX).
+        let flags = MemFlagsData::new().with_notrap();
         let ty = if vector { self.vector } else { self.scalar };
         let size = b.ins().iconst(self.ptr, self.size);
         let col_bytes = b.ins().imul(col, size);
@@ -665,5 +687,28 @@ fn float_cc(cmp: Compare) -> FloatCC {
         Compare::Ge => FloatCC::GreaterThanOrEqual,
         Compare::Eq => FloatCC::Equal,
         Compare::Ne => FloatCC::NotEqual,
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use cranelift_codegen::isa::OwnedTargetIsa;
+    use cranelift_codegen::settings::{self, Configurable};
+
+    use super::vector_loops_are_safe;
+
+    /// The host's x86-64 ISA with AVX (and everything that implies it) switched on or off.
+    fn x64(avx: bool) -> OwnedTargetIsa {
+        let mut isa = cranelift_native::builder().expect("the host is supported");
+        for flag in ["has_avx", "has_avx2", "has_fma", "has_avx512f", "has_avx512vl", "has_avx512dq"] {
+            isa.set(flag, if avx { "true" } else { "false" }).expect("an x64 flag");
+        }
+        isa.finish(settings::Flags::new(settings::builder())).expect("a valid ISA")
+    }
+
+    #[test]
+    fn vector_loops_need_avx_on_x86_64() {
+        assert!(vector_loops_are_safe(&*x64(true)));
+        assert!(!vector_loops_are_safe(&*x64(false)));
     }
 }
