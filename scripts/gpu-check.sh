@@ -23,7 +23,7 @@ NATGRAD_RANDOM_GRAPHS=48 timeout 120 compute-sanitizer --tool memcheck --error-e
   tail -20 | tee "$OUT/memcheck.log"
 echo "== natgrad bench fvp --device cuda"
 timeout 90 .gpu-bin/natgrad bench fvp --device cuda --model curves --batch 1000,5000,20000 --runs 20 \
-  --json "$OUT/fvp.json" 2>&1 | tee "$OUT/fvp.txt"
+  --units 15 --json "$OUT/fvp.json" 2>&1 | tee "$OUT/fvp.txt"
 echo "== natgrad bench fvp --device cuda --tf32"
 timeout 40 .gpu-bin/natgrad bench fvp --device cuda --tf32 --model curves --batch 5000,20000 --runs 20 2>&1 |
   tee "$OUT/fvp-tf32.txt"

@@ -90,13 +90,14 @@ impl<T: Scalar> Program<T> {
         self.pool.current_num_threads()
     }
 
-    /// A session for batch size `batch`: buffers from the memory plan, constants written.
-    pub fn open_session(self: &Arc<Self>, batch: usize) -> Session<T> {
-        let memory = MemoryPlan::new(&self.plan, batch);
+    /// A session for batch size `batch`: buffers from the memory plan, constants written
+    /// (a batch size whose values would not fit in addressable memory is an error).
+    pub fn open_session(self: &Arc<Self>, batch: usize) -> Result<Session<T>, Error> {
+        let memory = MemoryPlan::new(&self.plan, batch)?;
         let mut session = Session {
             program: Arc::clone(self),
             batch,
-            buffers: memory.sizes.iter().map(|&n| vec![T::zero(); n]).collect(),
+            buffers: memory.sizes.iter().map(|&n| zeroed(n, batch)).collect::<Result<_, _>>()?,
             peak_bytes: memory.total_elements() * std::mem::size_of::<T>(),
             buffer_of: memory.buffer_of,
             inputs: BoundInputs::new(&self.plan, batch),
@@ -109,8 +110,30 @@ impl<T: Scalar> Program<T> {
                 session.execute(u);
             }
         }
-        session
+        Ok(session)
     }
+}
+
+/// `n` zeros, or an error saying how many bytes the machine would not give (a batch size
+/// too large for its memory), where `vec!` would abort the process.
+fn zeroed<T: Scalar>(n: usize, batch: usize) -> Result<Vec<T>, Error> {
+    let out_of_memory = || Error::OutOfMemory {
+        what: format!("a buffer at batch size {batch}"),
+        bytes: n.saturating_mul(size_of::<T>()),
+    };
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let layout = std::alloc::Layout::array::<T>(n).map_err(|_| out_of_memory())?;
+    // SAFETY: `layout` has a non-zero size.
+    let pointer = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
+    if pointer.is_null() {
+        return Err(out_of_memory());
+    }
+    // SAFETY: the global allocator gave `pointer` for exactly `n` elements of `T` (the layout
+    // the Vec will free it with); all-zero bytes are 0.0 in f32 and f64, so all `n` are
+    // initialised.
+    Ok(unsafe { Vec::from_raw_parts(pointer, n, n) })
 }
 
 impl<T: Scalar> Executable<T> for Program<T> {
@@ -123,7 +146,7 @@ impl<T: Scalar> Executable<T> for Program<T> {
     }
 
     fn session(self: Arc<Self>, batch: usize) -> Result<Box<dyn natgrad_lower::Session<T>>, Error> {
-        Ok(Box::new(self.open_session(batch)))
+        Ok(Box::new(self.open_session(batch)?))
     }
 }
 
@@ -329,7 +352,7 @@ impl<T: Scalar> natgrad_lower::Session<T> for Session<T> {
                 if unit.phase == Phase::Run(phase) {
                     let start = self.profile.is_some().then(Instant::now);
                     self.execute(u);
-                    natgrad_lower::record(&mut self.profile, unit.work.kind(), start);
+                    natgrad_lower::record(&mut self.profile, u, unit.work.kind(), start);
                 }
             }
         });

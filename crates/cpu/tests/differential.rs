@@ -39,7 +39,7 @@ fn check<T: Scalar>(label: &str, graph: &Graph, batch: usize, seed: u64, tol: f6
         .collect();
     let program =
         compile::<T>(graph, &CompileOptions::default()).unwrap_or_else(|e| panic!("{label}: {e}\n{graph}"));
-    let mut session = program.open_session(batch);
+    let mut session = program.open_session(batch).unwrap();
     let mut bindings = Bindings::new().with_batch(batch);
     for ((name, _), v) in leaves.iter().zip(&values) {
         session.set(name, v.data()).unwrap();
@@ -132,7 +132,7 @@ fn stable_forms_match_the_interpreter_on_special_values() {
     ];
     let graph = b.finish(&outputs.iter().collect::<Vec<_>>()).unwrap();
     let program = compile::<f64>(&graph, &CompileOptions::default()).unwrap();
-    let mut session = program.open_session(values.len());
+    let mut session = program.open_session(values.len()).unwrap();
     let xs: Vec<f64> = (0..values.len()).flat_map(|_| values).collect();
     let ys: Vec<f64> = (0..values.len()).flat_map(|i| std::iter::repeat_n(values[i], values.len())).collect();
     session.set("x", &xs).unwrap();
@@ -312,7 +312,7 @@ fn unsimplified_graphs_with_dead_elementwise_nodes_run() {
     let graph = b.finish(&[&(-&a)]).unwrap();
     let program =
         compile::<f32>(&graph, &CompileOptions { simplify: false, ..CompileOptions::default() }).unwrap();
-    let mut session = program.open_session(2);
+    let mut session = program.open_session(2).unwrap();
     session.set("a", &[1.0, -2.0, 3.0, 0.5, 0.0, -1.0]).unwrap();
     session.set("c", &[0.0; 6]).unwrap();
     session.run(0).unwrap();
@@ -360,7 +360,7 @@ fn compiled_math<T: Scalar>(
     values.resize(rows * columns, T::one());
     let options = CompileOptions { libm_math, ..CompileOptions::default() };
     let program = compile::<T>(&graph, &options).unwrap();
-    let mut session = program.open_session(rows);
+    let mut session = program.open_session(rows).unwrap();
     session.set("x", &values).unwrap();
     session.run(0).unwrap();
     session.output(0).unwrap()[..points.len()].iter().map(|v| v.as_f64()).collect()

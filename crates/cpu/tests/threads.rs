@@ -51,7 +51,7 @@ fn gemms_split_by_rows_columns_and_inner_extent_match_the_interpreter() {
         };
         let (av, bv) = (values(m * k, 1), values(k * n, 2));
         let program = compile(&graph, 3);
-        let mut session = program.open_session(1);
+        let mut session = program.open_session(1).unwrap();
         session.set("a", &av).unwrap();
         session.set("b", &bv).unwrap();
         session.run(0).unwrap();
@@ -91,7 +91,7 @@ fn column_sums_fused_into_kernels_match_the_interpreter() {
     let batch = 400;
     let xs: Vec<f64> = (0..batch * 101).map(|i| ((i * 7919 % 2003) as f64 / 2003.0 - 0.5) * 6.0).collect();
     let vs: Vec<f64> = (0..101).map(|i| (i as f64 / 101.0) - 0.3).collect();
-    let mut session = program.open_session(batch);
+    let mut session = program.open_session(batch).unwrap();
     session.set("x", &xs).unwrap();
     session.set("v", &vs).unwrap();
     session.run(0).unwrap();

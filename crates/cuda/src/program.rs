@@ -99,7 +99,7 @@ impl<T: Scalar> Program<T> {
 
     /// Device buffers for batch size `batch`, constants written.
     pub fn open_session(self: &Arc<Self>, batch: usize) -> Result<Session<T>, Error> {
-        let memory = MemoryPlan::new(&self.plan, batch);
+        let memory = MemoryPlan::new(&self.plan, batch)?;
         let bytes = std::mem::size_of::<T>();
         let buffers = memory
             .sizes
@@ -237,6 +237,9 @@ impl<T: Scalar> Session<T> {
         let (pa, pb, pc) = (self.pointer(g.a), self.pointer(g.b), self.pointer(g.c));
         let (ta, tb) = (op(g.transa), op(g.transb));
         let blas = self.program.blas.lock().unwrap_or_else(|p| p.into_inner());
+        // cuBLAS runs in the thread's current context, which cudarc's own calls set but a
+        // session forked to a new thread may not have yet when its first step is a GEMM.
+        self.program.stream.context().bind_to_thread().map_err(|e| runtime("binding the context", e))?;
         let handle = *blas.handle();
         // SAFETY: the pointers are device buffers sized by the memory plan for these
         // extents; the handle's stream is the program's.
@@ -291,7 +294,7 @@ impl<T: Scalar> natgrad_lower::Session<T> for Session<T> {
                 if start.is_some() {
                     program.stream.synchronize().map_err(|e| runtime("synchronize", e))?;
                 }
-                natgrad_lower::record(&mut self.profile, unit.work.kind(), start);
+                natgrad_lower::record(&mut self.profile, u, unit.work.kind(), start);
             }
         }
         // A phase returns when its work is done: timings around `run` are the GPU's, and a

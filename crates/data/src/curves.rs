@@ -62,18 +62,37 @@ pub struct Curves {
     pub test: Dataset,
 }
 
+/// More images asked for than the machine has memory for.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("out of memory: {images} Curves images of 784 f32 pixels need {}, which could not be allocated", match *bytes {
+    usize::MAX => "more bytes than can be addressed".to_string(),
+    n => format!("{n} bytes"),
+})]
+pub struct OutOfMemory {
+    /// Images asked for.
+    pub images: usize,
+    /// Bytes they need (saturated at `usize::MAX`).
+    pub bytes: usize,
+}
+
 impl Curves {
-    /// Generates the data set.
-    pub fn generate(options: &CurvesOptions) -> Curves {
+    /// Generates the data set; sizes the machine cannot hold are an error, not an abort.
+    pub fn generate(options: &CurvesOptions) -> Result<Curves, OutOfMemory> {
         let make = |count: usize, stream: u64| {
             let mut rng = StdRng::seed_from_u64(options.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ stream);
-            let mut data = Vec::with_capacity(count * SIDE * SIDE);
+            let pixels = count.checked_mul(SIDE * SIDE);
+            let out_of_memory = || OutOfMemory {
+                images: count,
+                bytes: pixels.map_or(usize::MAX, |n| n.saturating_mul(size_of::<f32>())),
+            };
+            let mut data = Vec::new();
+            data.try_reserve_exact(pixels.ok_or_else(out_of_memory)?).map_err(|_| out_of_memory())?;
             for _ in 0..count {
                 data.extend(image(&mut rng, options).iter().map(|&v| v as f32));
             }
-            Dataset { width: SIDE * SIDE, data }
+            Ok(Dataset { width: SIDE * SIDE, data })
         };
-        Curves { train: make(options.train, 1), test: make(options.test, 2) }
+        Ok(Curves { train: make(options.train, 1)?, test: make(options.test, 2)? })
     }
 }
 

@@ -11,7 +11,7 @@ pub mod idx;
 pub mod npy;
 
 pub use batches::BatchStream;
-pub use curves::{Curves, CurvesOptions, Spline};
+pub use curves::{Curves, CurvesOptions, OutOfMemory, Spline};
 pub use idx::{FashionMnist, IdxError};
 
 /// A data set: row-major examples of `width` values.

@@ -4,7 +4,7 @@
 use natgrad_data::{BatchStream, Curves, CurvesOptions, Spline};
 
 fn small(seed: u64) -> Curves {
-    Curves::generate(&CurvesOptions { seed, train: 2000, test: 200, ..CurvesOptions::default() })
+    Curves::generate(&CurvesOptions { seed, train: 2000, test: 200, ..CurvesOptions::default() }).unwrap()
 }
 
 #[test]
@@ -57,13 +57,14 @@ fn image_statistics_match_the_recipe() {
 
 #[test]
 fn the_parabola_option_differs() {
-    let a = Curves::generate(&CurvesOptions { train: 50, test: 1, ..CurvesOptions::default() });
+    let a = Curves::generate(&CurvesOptions { train: 50, test: 1, ..CurvesOptions::default() }).unwrap();
     let b = Curves::generate(&CurvesOptions {
         train: 50,
         test: 1,
         spline: Spline::Parabola,
         ..CurvesOptions::default()
-    });
+    })
+    .unwrap();
     assert_ne!(a.train, b.train);
 }
 

@@ -29,9 +29,15 @@ pub struct ParamSlot {
 }
 
 impl ParamSlot {
-    /// Number of elements.
+    /// Number of elements (`usize::MAX` when the shape has more than can be addressed:
+    /// the graph builder rejects such a param).
     pub fn len(&self) -> usize {
-        self.shape.iter().product()
+        self.checked_len().unwrap_or(usize::MAX)
+    }
+
+    /// Number of elements, or `None` when more than can be addressed.
+    pub fn checked_len(&self) -> Option<usize> {
+        self.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
     }
 
     /// Whether the parameter has no elements.
@@ -59,9 +65,16 @@ impl ParamLayout {
         &self.slots
     }
 
-    /// Total number of scalars.
+    /// Total number of scalars (`usize::MAX` when more than can be addressed; see
+    /// [`ParamLayout::checked_len`]).
     pub fn len(&self) -> usize {
-        self.slots.last().map_or(0, |s| s.offset + s.len())
+        self.checked_len().unwrap_or(usize::MAX)
+    }
+
+    /// Total number of scalars, or `None` when the parameters together have more than can
+    /// be addressed.
+    pub fn checked_len(&self) -> Option<usize> {
+        self.slots.iter().try_fold(0usize, |total, s| total.checked_add(s.checked_len()?))
     }
 
     /// Whether there are no parameters.

@@ -218,6 +218,12 @@ fn finish(
     let per_example = per_example_loss(kind, &r, &y, &t).named("per_example_loss");
     let loss = per_example.mean(&[0], false).named("loss");
     let graph = builder.finish(&[&loss])?;
+    if layout.checked_len().is_none() {
+        return Err(Error::Type {
+            site: Site { op: "model", name: None, location: None },
+            message: "the parameters together have more elements than can be addressed".into(),
+        });
+    }
     Ok(Model {
         graph,
         input: x.id(),

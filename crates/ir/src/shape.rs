@@ -105,6 +105,11 @@ impl Shape {
     pub fn num_elements(&self, batch: usize) -> usize {
         self.0.iter().map(|d| d.resolve(batch)).product()
     }
+
+    /// Number of elements for a batch size, or `None` when more than a `usize` holds.
+    pub fn checked_num_elements(&self, batch: usize) -> Option<usize> {
+        self.0.iter().try_fold(1usize, |n, d| n.checked_mul(d.resolve(batch)))
+    }
 }
 
 impl fmt::Display for Shape {

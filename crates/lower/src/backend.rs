@@ -5,7 +5,6 @@
 //! inputs checked by [`BoundInputs`](crate::BoundInputs)). Everything above the backends
 //! holds `dyn Executable` / `dyn Session` and chooses a backend by [`Device`] only.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -15,6 +14,7 @@ use natgrad_ir::Scalar;
 
 use crate::Error;
 use crate::plan::Plan;
+use crate::profile::Profile;
 
 /// Where compiled code runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -87,19 +87,6 @@ impl Default for CompileOptions {
     }
 }
 
-/// Calls and total time per kind of work (`kernel`, `matmul`, …).
-pub type Profile = BTreeMap<&'static str, (usize, Duration)>;
-
-/// Adds one call of `kind` that began at `start` to `profile`, when profiling is on (a
-/// backend's `run` takes `start` only then).
-pub fn record(profile: &mut Option<Profile>, kind: &'static str, start: Option<std::time::Instant>) {
-    if let (Some(profile), Some(start)) = (profile, start) {
-        let entry = profile.entry(kind).or_default();
-        entry.0 += 1;
-        entry.1 += start.elapsed();
-    }
-}
-
 /// A code generator and runtime for one kind of device.
 pub trait Backend<T: Scalar>: Send + Sync {
     /// A short name for errors and reports (`cpu`, `cuda`).
@@ -168,9 +155,9 @@ pub trait Session<T: Scalar>: Send {
         Err(Error::Backend { backend: "this", message: "no device vectors: use Session::read".into() })
     }
 
-    /// Starts (or stops) accumulating time per kind of work.
+    /// Starts (from zero) or stops timing every unit that runs.
     fn set_profiling(&mut self, on: bool);
 
-    /// Time per kind of work since profiling started.
+    /// Calls and time per unit since profiling started.
     fn profile(&self) -> Option<&Profile>;
 }

@@ -79,6 +79,24 @@ pub enum Error {
         /// Input name.
         name: String,
     },
+    /// A batch size at which a value would not fit in memory that can be addressed.
+    #[error("batch size {batch}: {node} ({ty}) would need more memory than can be addressed")]
+    BatchTooLarge {
+        /// The batch size asked for.
+        batch: usize,
+        /// The first value too large (or `all buffers together`).
+        node: String,
+        /// Its type.
+        ty: String,
+    },
+    /// Memory the machine would not give.
+    #[error("out of memory: {what} needs {}, which could not be allocated", bytes_text(*bytes))]
+    OutOfMemory {
+        /// What the memory was for.
+        what: String,
+        /// Bytes asked for (`usize::MAX`: more than can be addressed).
+        bytes: usize,
+    },
     /// A phase or output index the program does not have.
     #[error("{what} {index} out of range: the program has {count}")]
     OutOfRange {
@@ -89,4 +107,12 @@ pub enum Error {
         /// How many there are.
         count: usize,
     },
+}
+
+/// `N bytes (G GiB)`, or `more bytes than can be addressed` for `usize::MAX`.
+fn bytes_text(bytes: usize) -> String {
+    match bytes {
+        usize::MAX => "more bytes than can be addressed".into(),
+        _ => format!("{bytes} bytes ({:.1} GiB)", bytes as f64 / (1u64 << 30) as f64),
+    }
 }

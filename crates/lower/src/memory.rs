@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use natgrad_ir::{NodeId, Op};
 
+use crate::Error;
 use crate::plan::{Phase, Plan};
 
 /// Buffers and the value each node's buffer index.
@@ -20,8 +21,20 @@ pub struct MemoryPlan {
 impl MemoryPlan {
     /// Greedy plan: a value's buffer returns to the pool after its last reader in the same
     /// phase; values read in a later phase, leaves, outputs and set-up values keep theirs.
-    pub fn new(plan: &Plan, batch: usize) -> MemoryPlan {
+    /// A batch size at which some value, or all buffers together, would take more bytes than
+    /// can be addressed is an error naming the value; past this check, element counts at
+    /// `batch` cannot overflow.
+    pub fn new(plan: &Plan, batch: usize) -> Result<MemoryPlan, Error> {
         let g = &plan.graph;
+        let element_bytes = plan.dtype.size_bytes();
+        let addressable =
+            |elements: usize| elements.checked_mul(element_bytes).is_some_and(|b| b <= isize::MAX as usize);
+        let too_large = |node: String, ty: String| Error::BatchTooLarge { batch, node, ty };
+        for id in g.node_ids() {
+            if !g.shape(id).checked_num_elements(batch).is_some_and(addressable) {
+                return Err(too_large(g.site(id).to_string(), g.ty(id).to_string()));
+            }
+        }
         let units = &plan.units;
         let owner = |n: NodeId| plan.storage.get(&n).copied().unwrap_or(n);
         let mut last_read: HashMap<NodeId, usize> = HashMap::new();
@@ -93,7 +106,11 @@ impl MemoryPlan {
                 buffer_of.insert(n, b);
             }
         }
-        MemoryPlan { sizes, buffer_of }
+        let total = sizes.iter().try_fold(0usize, |t, &n| t.checked_add(n));
+        if !total.is_some_and(addressable) {
+            return Err(too_large("all buffers together".into(), format!("{} buffers", sizes.len())));
+        }
+        Ok(MemoryPlan { sizes, buffer_of })
     }
 
     /// Total elements over all buffers.

@@ -46,8 +46,11 @@ pub struct Report {
     pub peak_bytes: Vec<(usize, usize)>,
     /// Timings.
     pub results: Vec<Timing>,
-    /// Where apply's time goes, per batch size.
+    /// Where each operation's time goes by kind of work, per batch size.
     pub profiles: Vec<String>,
+    /// The slowest units of forward, gradient and apply per batch size (`run`'s `units`),
+    /// as tables.
+    pub unit_tables: Vec<String>,
     /// Per batch size, apply's largest deviation from the same product in f64 on the CPU,
     /// over the largest element of that product (the element type's and, on a GPU, TF32's
     /// rounding).
@@ -88,6 +91,36 @@ fn flops_of(graph: &Graph, batch: usize) -> f64 {
     a + b
 }
 
+/// `batch × width` input (or target) values `value(i)`, or an error — not an abort — when
+/// their count overflows or the machine will not give the memory (a `--batch` too large).
+fn inputs<T: Scalar>(batch: usize, width: usize, value: impl Fn(usize) -> T) -> Result<Vec<T>, Error> {
+    let count =
+        batch.checked_mul(width).filter(|n| n.checked_mul(size_of::<T>()).is_some()).ok_or_else(|| {
+            natgrad_lower::Error::BatchTooLarge {
+                batch,
+                node: "the inputs".into(),
+                ty: format!("{}[{batch},{width}]", T::DTYPE),
+            }
+        })?;
+    Ok(filled(count, value, || format!("the inputs at batch size {batch}"))?)
+}
+
+/// `count` values `value(i)`, or an out-of-memory error for `what` where `collect` would
+/// abort the process.
+pub(crate) fn filled<T>(
+    count: usize,
+    value: impl Fn(usize) -> T,
+    what: impl FnOnce() -> String,
+) -> Result<Vec<T>, natgrad_lower::Error> {
+    let mut values = Vec::new();
+    values.try_reserve_exact(count).map_err(|_| natgrad_lower::Error::OutOfMemory {
+        what: what(),
+        bytes: count.saturating_mul(size_of::<T>()),
+    })?;
+    values.extend((0..count).map(value));
+    Ok(values)
+}
+
 /// Best median GFLOP/s of the device's GEMM on the shapes of the model's first layer (a
 /// one-matmul graph compiled like any other).
 fn gemm_peak<T: Scalar>(
@@ -115,11 +148,13 @@ fn gemm_peak<T: Scalar>(
 }
 
 /// Runs the benchmark for the model `build` makes in an element type (timed as graph
-/// construction; also built in f64 for the CPU reference of apply's accuracy).
+/// construction; also built in f64 for the CPU reference of apply's accuracy), listing the
+/// `units` slowest units of forward, gradient and apply per batch size.
 pub fn run<T: Scalar>(
     build: impl Fn(DType) -> Result<Model, Error>,
     batches: &[usize],
     runs: usize,
+    units: usize,
     options: &CompileOptions,
 ) -> Result<Report, Error> {
     let start = Instant::now();
@@ -154,13 +189,14 @@ pub fn run<T: Scalar>(
     let mut results = Vec::new();
     let mut peak_bytes = Vec::new();
     let mut profiles = Vec::new();
+    let mut unit_tables = Vec::new();
     let mut gemm_peak_gflops: f64 = 0.0;
     for &batch in batches {
-        let x: Vec<T> = (0..batch * width).map(|i| T::from_f64(((i * 31) % 97) as f64 / 97.0)).collect();
+        let x = inputs(batch, width, |i| T::from_f64(((i * 31) % 97) as f64 / 97.0))?;
         let targets: Vec<T> = if model.is_autoencoder() {
             Vec::new()
         } else {
-            vec![T::zero(); batch * model.graph.shape(model.targets).0[1].resolve(1)]
+            inputs(batch, model.graph.shape(model.targets).0[1].resolve(1), |_| T::zero())?
         };
         let targets = (!model.is_autoencoder()).then_some(targets.as_slice());
         gemm_peak_gflops = gemm_peak_gflops.max(gemm_peak::<T>(batch, width, n_out, runs, options)?);
@@ -185,9 +221,22 @@ pub fn run<T: Scalar>(
             gradient.loss_and_gradient(&theta, &x, targets, &mut grad)?;
             fvp.apply(&v, &mut gv)?;
         }
-        profiles.push(profile_line("forward", batch, runs, loss.profile(batch)));
-        profiles.push(profile_line("gradient", batch, runs, gradient.profile(batch)));
-        profiles.push(profile_line("apply", batch, runs, fvp.profile()));
+        let timed = [
+            ("forward", loss.profile(batch), loss.plan(), ""),
+            ("gradient", gradient.profile(batch), gradient.plan(), " --product gradient"),
+            ("apply", fvp.profile(), fvp.plan(), " --product fisher"),
+        ];
+        for (what, profile, plan, graph) in timed {
+            let profile = profile.unwrap_or_default();
+            if units > 0 {
+                unit_tables.push(format!(
+                    "{what}: the {units} slowest of {} units at batch {batch} (nodes as `natgrad ir --model …{graph} --optimized` numbers them):\n{}",
+                    profile.units().count(),
+                    profile.slowest_units(plan, batch, runs, units)
+                ));
+            }
+            profiles.push(profile_line(what, batch, runs, &profile));
+        }
         loss.set_profiling(false);
         gradient.set_profiling(false);
         fvp.set_profiling(false);
@@ -200,15 +249,14 @@ pub fn run<T: Scalar>(
         let deviation = gv.iter().zip(&exact).fold(0.0f64, |m, (g, e)| m.max((g.as_f64() - e).abs()));
         apply_errors.push((batch, deviation / scale));
     }
-    Ok(Report { gemm_peak_gflops, compile_ms, peak_bytes, results, profiles, apply_errors })
+    Ok(Report { gemm_peak_gflops, compile_ms, peak_bytes, results, profiles, unit_tables, apply_errors })
 }
 
 /// `"{what} profile at batch {batch}: kernel 6.6% (22 calls/run) …"`.
-fn profile_line(what: &str, batch: usize, runs: usize, profile: Option<natgrad_lower::Profile>) -> String {
-    let profile = profile.unwrap_or_default();
-    let total: f64 = profile.values().map(|(_, d)| d.as_secs_f64()).sum();
+fn profile_line(what: &str, batch: usize, runs: usize, profile: &natgrad_lower::Profile) -> String {
+    let total = profile.total().as_secs_f64();
     let mut line = format!("{what} profile at batch {batch}:");
-    for (kind, (calls, time)) in &profile {
+    for (kind, natgrad_lower::UnitTime { calls, time }) in profile.by_kind() {
         let _ = write!(
             line,
             " {kind} {:.1}% {:.2} ms ({} calls/run)",
@@ -266,6 +314,9 @@ impl Report {
                 100.0 * r.gflops() / self.gemm_peak_gflops
             );
         }
+        for table in &self.unit_tables {
+            let _ = write!(out, "{table}");
+        }
         out
     }
 
@@ -315,7 +366,7 @@ pub fn exp_routes(batch: usize, runs: usize) -> Result<String, Error> {
     let b = Builder::new(DType::F32);
     let x = b.input("x", Shape::batched(&[784]));
     let graph = b.finish(&[&x.sigmoid()])?;
-    let data: Vec<f32> = (0..batch * 784).map(|i| ((i % 1997) as f32 / 1997.0 - 0.5) * 20.0).collect();
+    let data: Vec<f32> = inputs(batch, 784, |i| ((i % 1997) as f32 / 1997.0 - 0.5) * 20.0)?;
     let model = crate::nn::curves_autoencoder();
     let theta: Vec<f32> =
         (0..model.layout.len()).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 * 0.1 - 0.05).collect();

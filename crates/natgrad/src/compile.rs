@@ -184,13 +184,13 @@ impl<T: Scalar> Sessions<T> {
         Ok(self.by_batch.get_mut(&batch).expect("inserted").as_mut())
     }
 
-    /// Turns per-kind timing on (from zero) or off for every batch size, present and future.
+    /// Turns per-unit timing on (from zero) or off for every batch size, present and future.
     fn set_profiling(&mut self, on: bool) {
         self.profiling = on;
         self.by_batch.values_mut().for_each(|s| s.set_profiling(on));
     }
 
-    /// Time per kind of work at batch size `batch` since profiling was turned on.
+    /// Calls and time per unit at batch size `batch` since profiling was turned on.
     fn profile(&self, batch: usize) -> Option<natgrad_lower::Profile> {
         self.by_batch.get(&batch)?.profile().cloned()
     }
@@ -395,13 +395,19 @@ impl<T: Scalar> FisherProduct<T> {
         &self.sessions.program.plan().graph
     }
 
-    /// Time per kind of work (`kernel`, `matmul`, `reduce`, …) spent in `apply` calls since
-    /// the last `prepare`, when profiling is on (see [`FisherProduct::set_profiling`]).
+    /// The plan that was compiled: its units are the ones [`FisherProduct::profile`] times.
+    pub fn plan(&self) -> &natgrad_lower::Plan {
+        self.sessions.program.plan()
+    }
+
+    /// Calls and time per unit (summed by kind with `Profile::by_kind`) spent in `apply`
+    /// calls since the last `prepare`, when profiling is on (see
+    /// [`FisherProduct::set_profiling`]).
     pub fn profile(&mut self) -> Option<natgrad_lower::Profile> {
         self.sessions.profile(self.prepared?)
     }
 
-    /// Turns per-kind timing on (from zero) or off.
+    /// Turns per-unit timing on (from zero) or off.
     pub fn set_profiling(&mut self, on: bool) {
         self.sessions.set_profiling(on);
     }
@@ -491,12 +497,17 @@ impl<T: Scalar> Gradient<T> {
         Sessions::scalar(session)
     }
 
-    /// Time per kind of work spent at batch size `batch` since profiling was turned on.
+    /// Calls and time per unit at batch size `batch` since profiling was turned on.
     pub fn profile(&self, batch: usize) -> Option<natgrad_lower::Profile> {
         self.sessions.profile(batch)
     }
 
-    /// Turns per-kind timing on (from zero) or off.
+    /// The plan that was compiled: its units are the ones the profile times.
+    pub fn plan(&self) -> &natgrad_lower::Plan {
+        self.sessions.program.plan()
+    }
+
+    /// Turns per-unit timing on (from zero) or off.
     pub fn set_profiling(&mut self, on: bool) {
         self.sessions.set_profiling(on);
     }
@@ -522,12 +533,17 @@ impl<T: Scalar> Loss<T> {
         Sessions::scalar(self.sessions.get(batch)?)
     }
 
-    /// Time per kind of work spent at batch size `batch` since profiling was turned on.
+    /// Calls and time per unit at batch size `batch` since profiling was turned on.
     pub fn profile(&self, batch: usize) -> Option<natgrad_lower::Profile> {
         self.sessions.profile(batch)
     }
 
-    /// Turns per-kind timing on (from zero) or off.
+    /// The plan that was compiled: its units are the ones the profile times.
+    pub fn plan(&self) -> &natgrad_lower::Plan {
+        self.sessions.program.plan()
+    }
+
+    /// Turns per-unit timing on (from zero) or off.
     pub fn set_profiling(&mut self, on: bool) {
         self.sessions.set_profiling(on);
     }

@@ -89,6 +89,17 @@ pub struct MethodSettings {
 }
 
 impl MethodSettings {
+    /// These settings as they run on `n` examples: a batch of `n` or more is the whole set
+    /// (`None`), as the summary shows it.
+    pub fn on(self, n: usize) -> MethodSettings {
+        let whole = |b: Option<usize>| b.filter(|&b| b < n);
+        MethodSettings {
+            gradient_batch: whole(self.gradient_batch),
+            metric_batch: whole(self.metric_batch),
+            ..self
+        }
+    }
+
     /// The paper's settings (section 10 and appendix; Martens 2010 for HF) on `n` images.
     pub fn paper(method: Method, n: usize) -> MethodSettings {
         let second = MethodSettings {
@@ -330,11 +341,13 @@ where
     (optimizer(method, settings), batching(method, settings, seed))
 }
 
-/// The batches a method trains on.
+/// The batches a method trains on. A metric batch of `None` is the whole set, as the
+/// settings and `--metric-batch 0` say (for `Batching`, `None` would mean the gradient
+/// batch's size; a size beyond the set is the whole set).
 fn batching(method: Method, settings: &MethodSettings, seed: u64) -> Batching {
     Batching {
         gradient: settings.gradient_batch,
-        metric: settings.metric_batch,
+        metric: Some(settings.metric_batch.unwrap_or(usize::MAX)),
         source: if method == Method::Sgd { MetricSource::SameBatch } else { MetricSource::OtherBatch },
         seed,
         metric_kind: MetricKind::Fisher,
@@ -377,7 +390,7 @@ pub fn run(options: &CurvesBench) -> Result<Vec<Summary>, Failure> {
         Some(dir) => load(dir)?,
         None => {
             let (train, test) = options.sizes();
-            Curves::generate(&CurvesOptions { seed: options.seed, train, test, ..CurvesOptions::default() })
+            Curves::generate(&CurvesOptions { seed: options.seed, train, test, ..CurvesOptions::default() })?
         }
     };
     let model = crate::nn::curves_autoencoder();
@@ -486,7 +499,7 @@ fn run_method(
     }
     let summary = Summary {
         method,
-        settings: *settings,
+        settings: settings.on(data.train.len()),
         initial_error: start_error,
         iterations,
         seconds,
@@ -699,4 +712,28 @@ pub fn summary_table(title: &str, summaries: &[Summary]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--metric-batch 0` (settings `None`) is the whole set, not the gradient batch's size
+    /// (what `Batching::metric = None` means), and the summary shows batches as they ran.
+    #[test]
+    fn a_metric_batch_of_none_is_the_whole_set() {
+        let n = 5000;
+        let settings = Overrides { metric_batch: Some(0), ..Overrides::default() }
+            .apply(Method::NcgF, MethodSettings::tuned(Method::NcgF, n));
+        assert_eq!((settings.gradient_batch, settings.metric_batch), (Some(1250), None));
+        let metric = batching(Method::NcgF, &settings, 1).metric;
+        assert!(
+            metric.is_some_and(|m| m >= n),
+            "metric batch {metric:?}: training would use the gradient batch's 1250"
+        );
+        let large = MethodSettings { gradient_batch: Some(n), metric_batch: Some(n - 1), ..settings };
+        let shown = large.on(n);
+        assert_eq!((shown.gradient_batch, shown.metric_batch), (None, Some(n - 1)));
+        assert!(settings_text(Method::NcgF, &shown).starts_with("batch all / metric 4999,"));
+    }
 }

@@ -119,7 +119,7 @@ pub fn shard_batch<'a, T>(
 pub fn time_sums(world: &dyn Communicator, lengths: &[usize], runs: usize) -> Result<Vec<f64>, Error> {
     let mut medians = Vec::with_capacity(lengths.len());
     for &len in lengths {
-        let mut values = vec![1.0f32; len];
+        let mut values = crate::bench::filled(len, |_| 1.0f32, || format!("a vector of {len} f32 values"))?;
         world.sum_f32(&mut values)?;
         let mut seconds: Vec<f64> = (0..runs.max(1))
             .map(|_| {

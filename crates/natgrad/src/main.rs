@@ -361,6 +361,11 @@ enum BenchCommand {
         /// the median of the rounds' ratios.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+        /// Also list the N slowest units (fused kernels, GEMMs, …) of forward, gradient and
+        /// apply per batch size: time per run, share, GFLOP/s, GB/s and the graph nodes each
+        /// one reads and writes.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        units: usize,
     },
 }
 
@@ -654,7 +659,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Data(DataCommand::Curves { out, train, test, seed }) => {
             let options = natgrad::data::CurvesOptions { seed, train, test, ..Default::default() };
-            let curves = natgrad::data::Curves::generate(&options);
+            let curves = natgrad::data::Curves::generate(&options)?;
             std::fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
             natgrad::npy::write(&out.join("train.npy"), &[curves.train.len(), 784], &curves.train.data)?;
             natgrad::npy::write(&out.join("test.npy"), &[curves.test.len(), 784], &curves.test.data)?;
@@ -735,7 +740,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 None => {
                     let options =
                         CurvesOptions { seed, train: train_size, test: 0, ..CurvesOptions::default() };
-                    Curves::generate(&options).train
+                    Curves::generate(&options)?.train
                 }
             };
             let run = TrainRun {
@@ -850,6 +855,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             tf32,
             compare_jax,
             rounds,
+            units,
         }) => {
             if let Some(b) = batch.iter().find(|&&b| b == 0) {
                 return Err(format!("--batch sizes must be at least 1, got {b}").into());
@@ -871,8 +877,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 })
             };
             let report = match dtype {
-                DTypeArg::F32 => natgrad::bench::run::<f32>(build, &batch, runs, &options)?,
-                DTypeArg::F64 => natgrad::bench::run::<f64>(build, &batch, runs, &options)?,
+                DTypeArg::F32 => natgrad::bench::run::<f32>(build, &batch, runs, units, &options)?,
+                DTypeArg::F64 => natgrad::bench::run::<f64>(build, &batch, runs, units, &options)?,
             };
             print!("{}", report.table());
             if let Some(path) = json {
@@ -880,8 +886,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 eprintln!("wrote {}", path.display());
             }
             if compare_jax {
-                let again =
-                    || natgrad::bench::run::<f32>(build, &batch, runs, &options).map_err(|e| e.to_string());
+                let again = || {
+                    natgrad::bench::run::<f32>(build, &batch, runs, 0, &options).map_err(|e| e.to_string())
+                };
                 print!("{}", natgrad::jax_compare::compare(&report, again, &batch, runs, rounds)?);
             }
         }

@@ -126,6 +126,12 @@ fn fvp_of_a_conv_spec_matches_the_interpreter() {
     .unwrap();
     let err = natgrad::spec::load(&dir.join("bad.json"), natgrad::ir::DType::F64).unwrap_err();
     assert!(err.contains("dilation"), "{err}");
+    // Found by fuzzing (spec_json): a filter count whose parameter count overflows is an
+    // error naming the shape, not an arithmetic overflow.
+    let filters = r#"{"conv": {"image": [2, 4, 2], "filters": 799999999999999988, "kernel": [3, 2], "stride": [2, 1], "padding": [1, 0]}, "layers": [4, 3], "activations": ["relu", "tanh", "sigmoid"], "output": "sigmoid"}"#;
+    std::fs::write(dir.join("huge.json"), filters).unwrap();
+    let err = natgrad::spec::load(&dir.join("huge.json"), natgrad::ir::DType::F64).unwrap_err();
+    assert!(err.contains("more elements than can be addressed"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -250,7 +256,8 @@ fn generated_curves_export_to_npy_and_read_back_with_data() {
         train: 40,
         test: 10,
         ..Default::default()
-    });
+    })
+    .unwrap();
     assert!(values.iter().zip(&generated.train.data).all(|(a, b)| *a as f32 == *b));
     // The benchmark reads them back with --data.
     let (ok, table, err) = natgrad(&[
@@ -290,6 +297,42 @@ fn bench_curves_rejects_bad_settings_with_a_message() {
         let (ok, _, err) = natgrad(&args);
         assert!(!ok, "{flags:?} succeeded");
         assert!(err.contains(message), "{flags:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+/// Sizes too large to address, or for this machine's memory, are errors (before: "capacity
+/// overflow" panics, or aborts when an allocation failed).
+#[test]
+fn sizes_too_large_for_memory_are_errors() {
+    let huge = "100000000000000000"; // 10¹⁷
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["bench", "fvp", "--batch", huge, "--runs", "1"],
+            "batch size 100000000000000000: the inputs (f32[100000000000000000,784]) would need more memory than can be addressed",
+        ),
+        (
+            &["bench", "fvp", "--batch", "100000000000000", "--runs", "1"],
+            "out of memory: the inputs at batch size 100000000000000 needs 313600000000000000 bytes",
+        ),
+        (&["bench", "exp", "--batch", huge, "--runs", "1"], "would need more memory than can be addressed"),
+        (
+            &["bench", "sums", "--lengths", huge, "--runs", "1"],
+            "out of memory: a vector of 100000000000000000 f32 values needs 400000000000000000 bytes",
+        ),
+        (
+            &["data", "curves", "--out", "unused", "--train", huge],
+            "out of memory: 100000000000000000 Curves images of 784 f32 pixels need more bytes than can be addressed",
+        ),
+        (
+            &["data", "curves", "--out", "unused", "--test", "100000000000000"],
+            "out of memory: 100000000000000 Curves images of 784 f32 pixels need 313600000000000000 bytes",
+        ),
+    ];
+    for (args, message) in cases {
+        let (ok, _, err) = natgrad(args);
+        assert!(!ok, "{args:?} succeeded");
+        assert!(err.contains(message), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
 }

@@ -199,7 +199,8 @@ fn library_checks_as_one_rank() {
     }));
     let world: Rc<dyn Communicator> = Rc::new(Mpi::init().expect("MPI initializes"));
     let curves =
-        Curves::generate(&CurvesOptions { seed: 3, train: 301, test: 0, ..CurvesOptions::default() });
+        Curves::generate(&CurvesOptions { seed: 3, train: 301, test: 0, ..CurvesOptions::default() })
+            .unwrap();
     let model = natgrad::nn::autoencoder(&[784, 24, 6], natgrad::ir::DType::F64).unwrap();
     let theta0: Vec<f64> = sparse_init(&model.layout, 5);
     let (loss, gradient, product) = products_at(&model, &curves.train, &theta0, Rc::clone(&world));

@@ -96,7 +96,7 @@ impl<T: Scalar> Executable<T> for Program<T> {
     }
 
     fn session(self: Arc<Self>, batch: usize) -> Result<Box<dyn natgrad_lower::Session<T>>, Error> {
-        let memory_plan = MemoryPlan::new(&self.plan, batch);
+        let memory_plan = MemoryPlan::new(&self.plan, batch)?;
         let bytes = std::mem::size_of::<T>();
         let mut memory = Memory::default();
         // Poisoned, not zeroed (as the CUDA runtime's are): buffers are reused between units,
@@ -261,7 +261,7 @@ impl<T: Scalar> natgrad_lower::Session<T> for Session<T> {
             if unit.phase == Phase::Run(phase) {
                 let start = self.profile.is_some().then(Instant::now);
                 self.execute(u)?;
-                natgrad_lower::record(&mut self.profile, unit.work.kind(), start);
+                natgrad_lower::record(&mut self.profile, u, unit.work.kind(), start);
             }
         }
         Ok(())
